@@ -1,0 +1,1 @@
+"""agegender edge runtime: camera -> face -> aligned crop -> age/gender, without TensorFlow."""

@@ -1,0 +1,221 @@
+"""The ``agegender`` command line.
+
+Each subcommand lives in the module that does its job; this file only wires them
+together. Subcommands that need TensorFlow (train, evaluate, export, bias) import it
+when they run, and say how to install it when it is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import shlex
+import sys
+
+from agegender.edge.errors import AgeGenderError
+
+log = logging.getLogger("agegender")
+
+DESCRIPTION = """\
+Age and gender estimation from a camera, in real time, on small devices.
+
+Desktop side (needs `pip install .[train]`):
+  train      train a model on UTKFace (or any CSV of labelled faces)
+  evaluate   score a model on a split: age MAE, age groups, gender, bias by group
+"""
+
+EPILOG = """\
+Run `agegender COMMAND --help` for the options of a command.
+Data and model paths always come from arguments or environment variables
+(AGEGENDER_DATA, AGEGENDER_DETECTOR); nothing is downloaded unless you ask."""
+
+
+class MissingTraining(SystemExit):
+    pass
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = positive_int(text) if text.strip() != "0" else 0
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
+def image_size(text: str) -> int:
+    value = positive_int(text)
+    if not 32 <= value <= 512:
+        raise argparse.ArgumentTypeError(f"image size must be between 32 and 512 px, got {value}")
+    return value
+
+
+def require_training_stack(command: str) -> None:
+    """Refuse a desktop-side command with an install hint when TensorFlow/Keras are missing."""
+    missing = [name for name in ("tensorflow", "keras") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(
+            f"agegender {command}: needs {' and '.join(missing)}, which the edge install leaves out.\n"
+            "Install the training extras:  pip install 'agegender[train]'   "
+            "(from a checkout: pip install '.[train]')")
+
+
+# --- train --------------------------------------------------------------------
+
+def add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a model (needs .[train])",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train an age/gender model on a UTKFace folder or a CSV of labelled faces.",
+        epilog="""examples:
+  # the shipped model: MobileNetV2, 2 frozen-backbone epochs then fine-tuning
+  agegender train --data $AGEGENDER_DATA --arch mobilenetv2 \\
+      --weights mobilenet_v2_1.0_224_no_top.h5 --img-size 128 --epochs 15 --out runs/mnv2
+  # a compact CNN from scratch
+  agegender train --data $AGEGENDER_DATA --arch cnn --img-size 96 --epochs 20 --out runs/cnn
+  # continue an interrupted run where it stopped
+  agegender train --resume --out runs/mnv2 ...same options...
+
+The run folder gets config.json, state.json, checkpoint.keras (every epoch),
+best.keras, history.csv, curves.png, and at the end model.keras + model.json.""")
+    p.add_argument("--data", default=None, help="UTKFace folder or CSV file,age,gender[,race] "
+                   "(default: $AGEGENDER_DATA)")
+    p.add_argument("--arch", default="mobilenetv2",
+                   choices=["cnn", "cnn-skip", "autoencoder", "mobilenetv2"], help="backbone (default %(default)s)")
+    p.add_argument("--task", default="multi", choices=["multi", "age", "gender", "group"],
+                   help="what to predict (default %(default)s: age distribution + gender)")
+    p.add_argument("--img-size", type=image_size, default=128, help="input size S (SxS px, default %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=15,
+                   help="fine-tuning epochs (pretrained backbones) or all epochs (default %(default)s)")
+    p.add_argument("--head-epochs", type=non_negative_int, default=2,
+                   help="epochs with the backbone frozen before fine-tuning (default %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (head / scratch)")
+    p.add_argument("--finetune-lr", type=positive_float, default=2e-4, help="peak fine-tuning learning rate")
+    p.add_argument("--patience", type=positive_int, default=5, help="early-stopping patience, in epochs")
+    p.add_argument("--weights", default=None,
+                   help="ImageNet MobileNetV2 .h5 (mobilenetv2) or pretrained autoencoder .keras")
+    p.add_argument("--split-dir", default=None, help="folder with train/val/test.txt (default: shipped UTKFace split)")
+    p.add_argument("--max-images", type=positive_int, default=None, help="use at most N training images (smoke runs)")
+    p.add_argument("--workers", type=positive_int, default=2, help="data-loading threads")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished epoch")
+    p.set_defaults(func=cmd_train)
+
+
+def data_arg(args) -> str:
+    import os
+
+    data = args.data or os.environ.get("AGEGENDER_DATA")
+    if not data:
+        raise SystemExit("no data: pass --data DIR (or a CSV), or set AGEGENDER_DATA")
+    if not os.path.exists(data):
+        raise SystemExit(f"data not found: {data}")
+    return data
+
+
+def cmd_train(args) -> int:
+    data = data_arg(args)
+    require_training_stack("train")
+    from agegender.train.trainer import TrainConfig, train
+
+    config = TrainConfig(
+        data=data, out=args.out, arch=args.arch, task=args.task, img_size=args.img_size,
+        epochs=args.epochs, head_epochs=args.head_epochs, batch_size=args.batch_size, lr=args.lr,
+        finetune_lr=args.finetune_lr, weights=args.weights, patience=args.patience, seed=args.seed,
+        split_dir=args.split_dir, max_images=args.max_images, workers=args.workers,
+        command=shlex.join(["agegender"] + sys.argv[1:]))
+    state = train(config, resume=args.resume)
+    return 0 if state.get("finished") else 1
+
+
+# --- evaluate -----------------------------------------------------------------
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", help="score a model on a split (needs .[train] for .keras models)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score a model: age MAE overall and per age band, age-group accuracy with\n"
+                    "per-class precision/recall/F1 and a confusion matrix, gender accuracy/\n"
+                    "precision/recall/F1, and all of it split by gender and by race (bias).",
+        epilog="""examples:
+  agegender evaluate models/agegender_mnv2_128.keras --data $AGEGENDER_DATA --split test --out reports/mnv2
+  agegender evaluate model.tflite --data other_faces.csv --split all --out reports/other
+
+Writes metrics.json, report.md and confusion.png in --out.""")
+    p.add_argument("model", help="a .keras, .tflite or .onnx model")
+    p.add_argument("--data", default=None, help="UTKFace folder or CSV (default: $AGEGENDER_DATA)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="which split to score; 'all' = every readable labelled image (default %(default)s)")
+    p.add_argument("--split-dir", default=None, help="folder with train/val/test.txt (default: shipped UTKFace split)")
+    p.add_argument("--out", default=None, help="report folder (default: print only)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--max-images", type=positive_int, default=None, help="score at most N images")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    data = data_arg(args)
+    if args.model.endswith(".keras"):
+        require_training_stack("evaluate")
+    from agegender.train.evaluate import evaluate_model
+
+    report = evaluate_model(args.model, data, split=args.split, split_dir=args.split_dir, out=args.out,
+                            batch_size=args.batch_size, max_images=args.max_images)
+    print(report.summary())
+    return 0
+
+
+COMMANDS = [add_train, add_evaluate]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agegender", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        log.warning("interrupted")
+        return 130
+    except (FileExistsError, FileNotFoundError) as exc:
+        raise SystemExit(f"agegender {args.command}: {exc}") from None
+    except AgeGenderError as exc:
+        raise SystemExit(f"agegender {args.command}: {exc}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The input contract: the one definition of what a model sees.
+
+Training, calibration, export and the edge runtime all build their model inputs
+through this module, so a face crop fed to the model on a Raspberry Pi looks
+exactly like the crops the model was trained on.
+
+The contract:
+
+* The training images are UTKFace "aligned & cropped" faces: 200x200 RGB, the face
+  centred with a fixed margin. That 200x200 picture is the *canonical crop*.
+* A model input is the canonical crop resized to ``size`` x ``size`` with
+  ``cv2.INTER_AREA``, uint8, RGB channel order, NHWC. The model rescales inside its
+  graph, so every runtime feeds raw pixel values.
+* In a camera frame, a face is warped to the canonical crop with a similarity
+  transform that maps the detector's 5 landmarks (right eye, left eye, nose tip,
+  right mouth corner, left mouth corner, as YuNet orders them) onto the
+  ``template``: where those landmarks sit, on average, in the training crops
+  (measured by ``agegender.train.template``). Without landmarks, a box-based crop
+  with the equivalent margin is used (``box_margin``).
+
+This module is pure numpy + OpenCV: the edge runtime imports it without TensorFlow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+CANONICAL_SIZE = 200
+COLOUR_ORDER = "RGB"
+AGE_BINS = 101  # ages 0..100; older labels are clipped to 100
+
+# Mean landmark positions in UTKFace crops, as fractions of the canonical crop
+# (x, y), in YuNet's order: right eye, left eye (image left/right as seen), nose
+# tip, right and left mouth corners. Measured with YuNet over the training split
+# by ``agegender.train.template`` (see models/*.json "template" for the values a
+# model was trained with; these are the defaults when a card has none).
+DEFAULT_TEMPLATE = (
+    (0.3530, 0.4161),
+    (0.6484, 0.4163),
+    (0.5017, 0.5840),
+    (0.3784, 0.7182),
+    (0.6227, 0.7179),
+)
+# With no landmarks (box detectors), the canonical crop is the detector box grown
+# by this factor around its centre: the face box covers about 1/box_margin of a
+# UTKFace crop's side.
+DEFAULT_BOX_MARGIN = 1.45
+# A box centre shift, as a fraction of the box height, downwards: detector boxes
+# sit a bit higher than the centre of the UTKFace crop.
+DEFAULT_BOX_SHIFT = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AgeGroups:
+    """Named age groups with inclusive lower bounds, e.g. child 0-12 ... senior 60+."""
+
+    names: tuple[str, ...] = ("child", "teenager", "adult", "senior")
+    lower_bounds: tuple[int, ...] = (0, 13, 20, 60)
+
+    def __post_init__(self):
+        if len(self.names) != len(self.lower_bounds) or not self.names:
+            raise ValueError("age groups need one lower bound per name")
+        if list(self.lower_bounds) != sorted(self.lower_bounds) or self.lower_bounds[0] != 0:
+            raise ValueError(f"age group bounds must rise from 0, got {self.lower_bounds}")
+
+    @classmethod
+    def parse(cls, spec: str) -> "AgeGroups":
+        """Parse ``"child:0,teenager:13,adult:20,senior:60"``."""
+        names, bounds = [], []
+        for item in spec.split(","):
+            name, _, bound = item.partition(":")
+            if not name or not bound.strip().isdigit():
+                raise ValueError(f"bad age group {item!r}; expected name:lower_bound")
+            names.append(name.strip())
+            bounds.append(int(bound))
+        return cls(tuple(names), tuple(bounds))
+
+    def index_of(self, ages) -> np.ndarray:
+        """Group index of each age (vectorised)."""
+        return np.searchsorted(np.asarray(self.lower_bounds), np.asarray(ages), side="right") - 1
+
+    def name_of(self, age: float) -> str:
+        return self.names[int(self.index_of([age])[0])]
+
+    def probabilities(self, age_distribution: np.ndarray) -> np.ndarray:
+        """Sum an (N, 101) age distribution into (N, n_groups) group probabilities."""
+        dist = np.asarray(age_distribution, dtype=np.float64)
+        groups = self.index_of(np.arange(dist.shape[-1]))
+        out = np.zeros(dist.shape[:-1] + (len(self.names),))
+        for g in range(len(self.names)):
+            out[..., g] = dist[..., groups == g].sum(-1)
+        return out
+
+    def spans(self) -> list[str]:
+        ends = [b - 1 for b in self.lower_bounds[1:]]
+        return [f"{lo}-{hi}" for lo, hi in zip(self.lower_bounds, ends)] + [f"{self.lower_bounds[-1]}+"]
+
+
+@dataclasses.dataclass(frozen=True)
+class InputContract:
+    """What a model expects as input, and how to cut it from a picture."""
+
+    size: int = 128
+    colour_order: str = COLOUR_ORDER
+    canonical_size: int = CANONICAL_SIZE
+    template: tuple[tuple[float, float], ...] = DEFAULT_TEMPLATE
+    box_margin: float = DEFAULT_BOX_MARGIN
+    box_shift: float = DEFAULT_BOX_SHIFT
+    age_groups: AgeGroups = AgeGroups()
+
+    def __post_init__(self):
+        if self.size < 16:
+            raise ValueError(f"input size must be at least 16 px, got {self.size}")
+        if len(self.template) != 5:
+            raise ValueError("the crop template needs 5 landmarks")
+
+    # --- serialisation (model cards) -----------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "size": self.size,
+            "shape": [1, self.size, self.size, 3],
+            "layout": "NHWC",
+            "dtype": "uint8 pixel values 0..255 (float32 models take the same values as float32)",
+            "colour_order": self.colour_order,
+            "canonical_size": self.canonical_size,
+            "resize": "cv2.INTER_AREA from the canonical crop",
+            "template": [list(map(float, p)) for p in self.template],
+            "template_points": ["right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left"],
+            "box_margin": self.box_margin,
+            "box_shift": self.box_shift,
+            "age_groups": dict(zip(self.age_groups.names, self.age_groups.lower_bounds)),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputContract":
+        groups = d.get("age_groups")
+        age_groups = (AgeGroups(tuple(groups), tuple(int(v) for v in groups.values()))
+                      if groups else AgeGroups())
+        return cls(
+            size=int(d["size"]),
+            colour_order=d.get("colour_order", COLOUR_ORDER),
+            canonical_size=int(d.get("canonical_size", CANONICAL_SIZE)),
+            template=tuple(tuple(map(float, p)) for p in d.get("template", DEFAULT_TEMPLATE)),
+            box_margin=float(d.get("box_margin", DEFAULT_BOX_MARGIN)),
+            box_shift=float(d.get("box_shift", DEFAULT_BOX_SHIFT)),
+            age_groups=age_groups,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def with_size(self, size: int) -> "InputContract":
+        return dataclasses.replace(self, size=size)
+
+
+# --- pure pre-processing functions --------------------------------------------
+
+def to_rgb_uint8(image: np.ndarray, bgr: bool = True) -> np.ndarray:
+    """Any OpenCV-decoded picture (grey, BGR, BGRA, 16-bit) as 8-bit RGB (or BGR kept as BGR when bgr=False)."""
+    img = np.asarray(image)
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 1:
+        img = cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
+    elif bgr:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(img)
+
+
+def crop_to_input(canonical_crop: np.ndarray, size: int) -> np.ndarray:
+    """The model input from a canonical (UTKFace-style) RGB crop: SxS uint8 RGB."""
+    crop = np.asarray(canonical_crop)
+    if crop.shape[0] == size and crop.shape[1] == size:
+        return np.ascontiguousarray(crop)
+    interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def landmark_transform(landmarks: np.ndarray, contract: InputContract) -> np.ndarray:
+    """2x3 similarity transform taking frame landmarks (5, 2) onto the template."""
+    src = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
+    dst = np.asarray(contract.template, dtype=np.float32) * contract.canonical_size
+    matrix, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
+    if matrix is None:  # degenerate landmarks: fall back to a least-squares fit
+        matrix = _similarity_lstsq(src, dst)
+    return matrix
+
+
+def _similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Umeyama-style least-squares similarity (no reflection)."""
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    s, d = src - src_mean, dst - dst_mean
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.sign(np.linalg.det(u @ vt)) or 1.0
+    rot = u @ np.diag([1.0, sign]) @ vt
+    var = (s ** 2).sum() / len(src)
+    scale = (sig * np.array([1.0, sign])).sum() / var if var > 0 else 1.0
+    matrix = np.zeros((2, 3), np.float32)
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = dst_mean - scale * rot @ src_mean
+    return matrix
+
+
+def box_transform(box: Sequence[float], contract: InputContract) -> np.ndarray:
+    """2x3 transform taking a detector box (x, y, w, h) to the canonical crop."""
+    x, y, w, h = map(float, box)
+    side = max(w, h) * contract.box_margin
+    cx, cy = x + w / 2, y + h / 2 + contract.box_shift * h
+    scale = contract.canonical_size / side
+    return np.array([[scale, 0, contract.canonical_size / 2 - scale * cx],
+                     [0, scale, contract.canonical_size / 2 - scale * cy]], np.float32)
+
+
+def warp_to_canonical(image_rgb: np.ndarray, matrix: np.ndarray, contract: InputContract) -> np.ndarray:
+    """Warp a frame to the canonical crop; outside the frame is padded by replicating the border.
+
+    A large face (shrunk by more than 1.5x) is warped at its own resolution first and
+    then shrunk with INTER_AREA, as a plain bilinear warp would alias.
+    """
+    size = contract.canonical_size
+    matrix = np.asarray(matrix, np.float32)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 1 / 1.5:
+        up = min(1.0 / scale, 4.0)
+        big = cv2.warpAffine(image_rgb, matrix * up, (int(size * up), int(size * up)),
+                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.warpAffine(image_rgb, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def face_input(image_rgb: np.ndarray, contract: InputContract, landmarks=None, box=None) -> np.ndarray:
+    """The model input for one face of a frame: aligned by landmarks, or by box."""
+    if landmarks is not None:
+        matrix = landmark_transform(landmarks, contract)
+    elif box is not None:
+        matrix = box_transform(box, contract)
+    else:
+        raise ValueError("need landmarks or a box to cut a face")
+    return crop_to_input(warp_to_canonical(image_rgb, matrix, contract), contract.size)

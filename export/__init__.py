@@ -1,0 +1,1 @@
+"""agegender export: quantized TFLite and ONNX files, verified, with model cards."""

@@ -1,0 +1,1 @@
+"""agegender training: UTKFace data, models, training and evaluation (needs the [train] extras)."""

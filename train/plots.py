@@ -1,0 +1,91 @@
+"""Plots people would rather look at than read: training curves, confusion matrices, bars."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: str) -> None:
+    import os
+
+    tmp = path + ".partial.png"
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_history(rows: Sequence[dict], path: str) -> None:
+    """One panel per metric (loss, age MAE, accuracies), train vs validation, by epoch."""
+    metrics = [k for k in rows[0] if k.startswith("val_")]
+    if not metrics:
+        return
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], metrics):
+        name = key[len("val_"):]
+        for label, k in (("train", name), ("validation", key)):
+            values = [float(r[k]) if r.get(k) not in (None, "") else np.nan for r in rows]
+            ax.plot(epochs, values, marker="o", ms=3, label=label)
+        phases = [r.get("phase") for r in rows]
+        for i in range(1, len(rows)):
+            if phases[i] != phases[i - 1]:
+                ax.axvline(epochs[i] - 0.5, color="grey", ls=":", lw=1)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: str, title: str = "") -> None:
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.1 * len(labels) + 1.5))
+    norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{matrix[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_grouped_bars(groups: Sequence[str], series: dict, path: str, ylabel: str, title: str = "") -> None:
+    """Bars per group for each named series (e.g. male-only vs mixed training)."""
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(groups)), 3.5))
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        xs = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
+        bars = ax.bar(xs, values, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def plot_scatter(points: Sequence[tuple[str, float, float]], path: str, xlabel: str, ylabel: str,
+                 title: str = "") -> None:
+    """Labelled points, e.g. accuracy vs latency per model format."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, x, y in points:
+        ax.scatter([x], [y], s=40)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

@@ -1,0 +1,339 @@
+"""Training: phases, checkpoints every epoch, resume, early stopping, curves.
+
+A run lives in one folder (``--out runs/NAME``)::
+
+    config.json        what was asked (architecture, sizes, data, command)
+    state.json         how far it got (epochs done, best score, patience used)
+    checkpoint.keras   the last finished epoch, with its optimizer state (for --resume)
+    best.keras         the best epoch on the validation split
+    history.csv        one row per epoch; curves.png draws it
+    model.keras        the final model (= best.keras), written when the run ends
+    model.json         its card: input contract, validation metrics, training command
+
+Pretrained backbones (mobilenetv2, autoencoder) train in two phases: ``head`` (the
+backbone frozen) for ``--head-epochs``, then ``finetune`` (the backbone unfrozen, its
+BatchNorm layers kept in inference mode) for ``--epochs`` with a cosine learning
+rate. Scratch CNNs have one phase, ``full``. Every file is written to a temporary
+name and renamed, so a crash never leaves half a model behind; ``--resume`` picks up
+after the last finished epoch.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+
+from agegender.edge.contract import InputContract
+from agegender.train import data as data_mod
+from agegender.train.dataset import FaceSequence
+from agegender.train.losses import AgeDistributionLoss, AgeMAE
+from agegender.train.models import (TASK_OUTPUTS, ModelSpec, build_model, count_params,
+                                    set_backbone_trainable)
+
+log = logging.getLogger(__name__)
+
+PRETRAINED = ("mobilenetv2", "autoencoder")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    data: str
+    out: str
+    arch: str = "mobilenetv2"
+    task: str = "multi"
+    img_size: int = 128
+    epochs: int = 15  # fine-tuning epochs (pretrained) or all epochs (scratch)
+    head_epochs: int = 2  # frozen-backbone epochs before fine-tuning (pretrained only)
+    batch_size: int = 64
+    lr: float = 1e-3
+    finetune_lr: float = 2e-4
+    min_lr_fraction: float = 0.02
+    weights: Optional[str] = None
+    patience: int = 5
+    gender_weight: float = 2.0
+    seed: int = 1
+    split_dir: Optional[str] = None
+    max_images: Optional[int] = None  # cap per split, for smoke runs
+    workers: int = 2
+    train_names: Optional[list] = None  # explicit training subset (bias study); None = split
+    command: str = ""
+
+    def phases(self) -> list[tuple[str, int]]:
+        """[(phase, epochs)] in order."""
+        if self.arch in PRETRAINED:
+            return [("head", self.head_epochs), ("finetune", self.epochs)]
+        return [("full", self.epochs)]
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(n for _, n in self.phases())
+
+
+def phase_at(config: TrainConfig, epoch: int) -> tuple[str, int, int]:
+    """(phase, first epoch of the phase, epochs in it) for a global epoch index."""
+    start = 0
+    for phase, n in config.phases():
+        if epoch < start + n:
+            return phase, start, n
+        start += n
+    phase, n = config.phases()[-1]
+    return phase, start - n, n
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """Constant for the head phase; cosine decay to min_lr_fraction inside the others."""
+    phase, start, n = phase_at(config, epoch)
+    base = config.finetune_lr if phase == "finetune" else config.lr
+    if phase == "head":
+        return base
+    t = (epoch - start) / max(1, n - 1) if n > 1 else 0.0
+    return base * (config.min_lr_fraction + (1 - config.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def monitor_score(task: str, logs: dict) -> float:
+    """Lower is better. multi: val age MAE + 20 x val gender error (1 point = 0.2 years)."""
+    if task == "multi":
+        return logs["val_age_mae"] + 20.0 * (1.0 - logs["val_gender_accuracy"])
+    if task == "age":
+        return logs["val_age_mae"] if "val_age_mae" in logs else logs["val_mae"]
+    key = "val_gender_accuracy" if task == "gender" else "val_group_accuracy"
+    if key not in logs:
+        key = "val_accuracy"
+    return 1.0 - logs[key]
+
+
+def compile_model(model: keras.Model, config: TrainConfig, lr: float) -> None:
+    losses, metrics, weights = {}, {}, {}
+    for output in TASK_OUTPUTS[config.task]:
+        if output == "age":
+            losses["age"], metrics["age"], weights["age"] = AgeDistributionLoss(), [AgeMAE()], 1.0
+        elif output == "gender":
+            losses["gender"] = keras.losses.BinaryCrossentropy()
+            metrics["gender"] = [keras.metrics.BinaryAccuracy(name="accuracy")]
+            weights["gender"] = config.gender_weight
+        else:
+            losses["group"] = keras.losses.SparseCategoricalCrossentropy()
+            metrics["group"] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            weights["group"] = 1.0
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=losses, metrics=metrics,
+                  loss_weights=weights)
+
+
+def atomic_save(model: keras.Model, path: str) -> None:
+    tmp = path[: -len(".keras")] + ".partial.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    tmp = f"{path}.partial"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RunFolder:
+    """The files of one training run (see the module docstring)."""
+
+    def __init__(self, out: str):
+        self.out = out
+        os.makedirs(out, exist_ok=True)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.out, name)
+
+    def read_state(self) -> Optional[dict]:
+        try:
+            with open(self.path("state.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+
+    def write_state(self, state: dict) -> None:
+        atomic_write_text(self.path("state.json"), json.dumps(state, indent=2))
+
+    def read_history(self) -> list[dict]:
+        try:
+            with open(self.path("history.csv"), newline="") as f:
+                return list(csv.DictReader(f))
+        except FileNotFoundError:
+            return []
+
+    def write_history(self, rows: list[dict]) -> None:
+        keys = []
+        for row in rows:
+            keys += [k for k in row if k not in keys]
+        tmp = self.path("history.csv.partial")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path("history.csv"))
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch: history row, checkpoint, best model, state, curves; early stopping."""
+
+    def __init__(self, run: RunFolder, config: TrainConfig, state: dict, started: float):
+        super().__init__()
+        self.run, self.config, self.state, self.started = run, config, state, started
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        score = monitor_score(self.config.task, logs)
+        phase, _, _ = phase_at(self.config, epoch)
+        row = {"epoch": epoch + 1, "phase": phase, "lr": learning_rate(self.config, epoch),
+               "seconds": round(time.time() - self.state.get("epoch_started", time.time()), 1),
+               "score": round(score, 5), **{k: round(float(v), 6) for k, v in logs.items()}}
+        history = self.run.read_history() + [row]
+        self.run.write_history(history)
+        atomic_save(self.model, self.run.path("checkpoint.keras"))
+        improved = score < self.state.get("best_score", float("inf"))
+        if improved:
+            atomic_save(self.model, self.run.path("best.keras"))
+            self.state.update(best_score=score, best_epoch=epoch + 1, wait=0,
+                              best_logs={k: float(v) for k, v in logs.items()})
+        else:
+            self.state["wait"] = self.state.get("wait", 0) + 1
+        self.state.update(epochs_done=epoch + 1, phase=phase,
+                          train_seconds=self.state.get("train_seconds", 0.0) + row["seconds"])
+        self.run.write_state(self.state)
+        try:
+            from agegender.train.plots import plot_history
+            plot_history(history, self.run.path("curves.png"))
+        except ImportError:  # matplotlib is optional
+            pass
+        log.info("epoch %d/%d (%s) score %.4f%s", epoch + 1, self.config.total_epochs, phase, score,
+                 " (best)" if improved else f" (best {self.state['best_score']:.4f} at epoch "
+                 f"{self.state['best_epoch']}, patience {self.state['wait']}/{self.config.patience})")
+        # Early stopping applies within the last phase only: the head phase always completes.
+        last_phase = self.config.phases()[-1][0]
+        if phase == last_phase and self.state["wait"] >= self.config.patience:
+            log.info("early stop: no improvement in %d epochs", self.state["wait"])
+            self.state["stopped_early"] = True
+            self.run.write_state(self.state)
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.state["epoch_started"] = time.time()
+
+
+def load_splits(config: TrainConfig):
+    records, report = data_mod.read_dataset(config.data)
+    train = data_mod.select_split(records, "train", config.split_dir)
+    if config.train_names is not None:
+        wanted = set(config.train_names)
+        train = [r for r in records if r.name in wanted]
+    val = data_mod.select_split(records, "val", config.split_dir)
+    if config.max_images:
+        rng = np.random.default_rng(config.seed)
+        train = [train[i] for i in sorted(rng.permutation(len(train))[: config.max_images])]
+        val = val[: max(8, config.max_images // 4)]
+    return train, val, report
+
+
+def _load_checkpoint(path: str) -> keras.Model:
+    import agegender.train.losses  # noqa: F401  (registers the custom objects)
+
+    return keras.models.load_model(path)
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Train (or resume) a run; returns its final state."""
+    run = RunFolder(config.out)
+    state = run.read_state() if resume else None
+    if state is None and os.path.exists(run.path("state.json")) and not resume:
+        raise FileExistsError(f"{config.out} already holds a run; use --resume to continue it "
+                              "or choose another --out")
+    train_recs, val_recs, report = load_splits(config)
+    log.info("data: %s; train %d, val %d images", report.summary(), len(train_recs), len(val_recs))
+    outputs = TASK_OUTPUTS[config.task]
+    seqs = dict(
+        train=FaceSequence(train_recs, config.img_size, config.batch_size, augment_images=True,
+                           shuffle=True, seed=config.seed, outputs=outputs, workers=config.workers),
+        val=FaceSequence(val_recs, config.img_size, config.batch_size, outputs=outputs,
+                         workers=config.workers),
+    )
+    contract = InputContract(size=config.img_size)
+    spec = ModelSpec(arch=config.arch, task=config.task, img_size=config.img_size,
+                     weights=config.weights)
+    start_epoch = 0
+    model = None
+    if state is not None:
+        start_epoch = state["epochs_done"]
+        if state.get("stopped_early") or start_epoch >= config.total_epochs:
+            log.info("run already finished (%d epochs)", start_epoch)
+            return finish(run, config, state, spec, contract)
+        model = _load_checkpoint(run.path("checkpoint.keras"))
+        log.info("resuming %s after epoch %d", config.out, start_epoch)
+    else:
+        state = {"epochs_done": 0, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        atomic_write_text(run.path("config.json"), json.dumps(dataclasses.asdict(config), indent=2))
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(spec)
+    started = time.time()
+    verbose = 1 if sys.stdout.isatty() else 2
+    epoch = start_epoch
+    while epoch < config.total_epochs:
+        phase, phase_start, n = phase_at(config, epoch)
+        fresh_phase = epoch == phase_start or state.get("phase") != phase
+        if phase == "head" and (fresh_phase or epoch == 0):
+            set_backbone_trainable(model, False)
+        if fresh_phase and phase == "finetune":
+            set_backbone_trainable(model, True)
+            state["wait"] = 0
+        if fresh_phase or not getattr(model, "optimizer", None):
+            compile_model(model, config, learning_rate(config, epoch))
+        log.info("phase %s: epochs %d-%d, %d trainable weights", phase, epoch + 1, phase_start + n,
+                 len(model.trainable_weights))
+        callbacks = [
+            keras.callbacks.LearningRateScheduler(lambda e, _lr: learning_rate(config, e)),
+            EpochCheckpoint(run, config, state, started),
+            keras.callbacks.TerminateOnNaN(),
+        ]
+        model.fit(seqs["train"], validation_data=seqs["val"], initial_epoch=epoch,
+                  epochs=phase_start + n, callbacks=callbacks, verbose=verbose)
+        epoch = state["epochs_done"]
+        if state.get("stopped_early") or epoch < phase_start + n:
+            break
+    return finish(run, config, state, spec, contract)
+
+
+def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec,
+           contract: InputContract) -> dict:
+    """model.keras (the best epoch) and its card."""
+    best = _load_checkpoint(run.path("best.keras"))
+    atomic_save(best, run.path("model.keras"))
+    card = {
+        "model": "model.keras",
+        "architecture": spec.arch,
+        "task": spec.task,
+        "outputs": list(TASK_OUTPUTS[spec.task]),
+        "parameters": count_params(best),
+        "input": contract.to_dict(),
+        "best_epoch": state.get("best_epoch"),
+        "epochs_done": state.get("epochs_done"),
+        "train_seconds": round(state.get("train_seconds", 0.0), 1),
+        "validation": state.get("best_logs", {}),
+        "split_dir": config.split_dir or "agegender.train/splits/utkface (shipped)",
+        "training_command": config.command,
+        "dataset_licence": "UTKFace: non-commercial research use only",
+    }
+    atomic_write_text(run.path("model.json"), json.dumps(card, indent=2))
+    state["finished"] = True
+    run.write_state(state)
+    log.info("finished: %s (best epoch %s, validation %s)", run.path("model.keras"),
+             state.get("best_epoch"), {k: round(v, 4) for k, v in state.get("best_logs", {}).items()
+                                       if k.startswith("val_")})
+    return state
