@@ -15,20 +15,9 @@ import cv2
 import keras
 import numpy as np
 
-from agegender.edge.contract import CANONICAL_SIZE, crop_to_input, to_rgb_uint8
+from agegender.edge.contract import crop_to_input
+from agegender.edge.images import read_canonical
 from agegender.train.data import FaceRecord
-
-
-def load_canonical(path: str) -> np.ndarray:
-    """A training image as the canonical RGB crop (UTKFace crops already are 200x200)."""
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot decode image {path}")
-    image = to_rgb_uint8(image)
-    if image.shape[:2] != (CANONICAL_SIZE, CANONICAL_SIZE):
-        image = crop_to_input(image, CANONICAL_SIZE)
-    return image
 
 
 def augment(image: np.ndarray, rng: np.random.Generator, max_shift: float = 0.05,
@@ -81,7 +70,7 @@ class FaceSequence(keras.utils.PyDataset):
         rng = np.random.default_rng((self._seed, self._epoch, index))
         batch = np.empty((len(idx), self.img_size, self.img_size, 3), np.uint8)
         for i, j in enumerate(idx):
-            image = load_canonical(self.records[j].path)
+            image = read_canonical(self.records[j].path)
             if self.augment_images:
                 image = augment(image, rng)
             batch[i] = crop_to_input(image, self.img_size)

@@ -1,0 +1,93 @@
+"""Reading pictures from files robustly: one clear error per bad file, never a crash.
+
+Accepts JPEG, PNG (alpha dropped), BMP, greyscale and 16-bit pictures, always
+returning 8-bit RGB. Pictures larger than ``MAX_PIXELS`` are refused before they
+are decoded (a 20000x20000 picture would need 1.2 GB), unless ``downscale_huge``
+is set, in which case OpenCV decodes them at a reduced size.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from agegender.edge.contract import CANONICAL_SIZE, crop_to_input, to_rgb_uint8
+from agegender.edge.errors import AgeGenderError
+
+MAX_PIXELS = 50_000_000  # 50 Mpx: bigger than any camera frame we expect
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class ImageError(AgeGenderError):
+    """A picture that cannot be read; the message names the file and the reason."""
+
+
+def image_size_from_header(data: bytes) -> Optional[tuple[int, int]]:
+    """(width, height) from a PNG/JPEG/BMP header without decoding, None if unknown."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"BM" and len(data) >= 26:
+        w, h = struct.unpack("<ii", data[18:26])
+        return abs(w), abs(h)
+    if data[:3] == b"\xff\xd8\xff":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                i += 1
+                continue
+            marker = data[i + 1]
+            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                return w, h
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                i += 2
+                continue
+            seg_len = struct.unpack(">H", data[i + 2:i + 4])[0]
+            i += 2 + seg_len
+    return None
+
+
+def read_image(path: str, downscale_huge: bool = False) -> np.ndarray:
+    """An 8-bit RGB picture from a file, or ImageError saying why not."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not a picture") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise ImageError(f"{path}: empty file")
+    flags = cv2.IMREAD_UNCHANGED
+    size = image_size_from_header(data[:65536].tobytes())
+    if size and size[0] * size[1] > MAX_PIXELS:
+        if not downscale_huge:
+            raise ImageError(f"{path}: picture too large ({size[0]}x{size[1]} px; limit "
+                             f"{MAX_PIXELS // 1_000_000} Mpx)")
+        factor = size[0] * size[1] / MAX_PIXELS
+        flags = cv2.IMREAD_REDUCED_COLOR_8 if factor > 16 else (
+            cv2.IMREAD_REDUCED_COLOR_4 if factor > 4 else cv2.IMREAD_REDUCED_COLOR_2)
+    image = cv2.imdecode(data, flags)
+    if image is None:
+        raise ImageError(f"{path}: not a readable picture (unknown format or corrupt data)")
+    if image.size == 0 or min(image.shape[:2]) < 1:
+        raise ImageError(f"{path}: picture has no pixels")
+    return to_rgb_uint8(image)
+
+
+def read_canonical(path: str) -> np.ndarray:
+    """A training-style face crop from a file, as the canonical RGB crop (200x200)."""
+    image = read_image(path)
+    if image.shape[:2] != (CANONICAL_SIZE, CANONICAL_SIZE):
+        image = crop_to_input(image, CANONICAL_SIZE)
+    return image
+
+
+def list_images(folder: str) -> list[str]:
+    """Picture files of a folder by extension, sorted."""
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                  if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, n)))

@@ -1,0 +1,57 @@
+import subprocess
+import sys
+
+import pytest
+
+from agegender.edge import cli
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("train", "evaluate"):
+        assert command in out
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_subcommand_help_teaches(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    assert "example" in capsys.readouterr().out
+
+
+def test_missing_data_folder_is_one_clear_line(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
+    assert "data not found" in str(exit_info.value.code)
+
+
+def test_missing_tensorflow_says_what_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("tensorflow", "keras") else real(name, *a))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    message = str(exit_info.value.code)
+    assert "pip install" in message and "[train]" in message
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--img-size", "-3", "--out", "x"], "--img-size"),
+    (["train", "--epochs", "0", "--out", "x"], "at least 1"),
+    (["train", "--arch", "resnet", "--out", "x"], "invalid choice"),
+])
+def test_parser_rejects_impossible_values(args, needle, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    assert exit_info.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "agegender.edge.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "agegender" in out.stdout

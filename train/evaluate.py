@@ -1,0 +1,235 @@
+"""Evaluation: score a model on a named split, overall and by gender and race.
+
+Works on a Keras model (``.keras``, needs TensorFlow) and on exported files
+(``.tflite``/``.onnx`` through the edge backends, no TensorFlow), so the same
+numbers can be compared across formats. Writes ``metrics.json``, ``report.md`` and
+``confusion.png``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from agegender.edge.contract import AgeGroups, crop_to_input
+from agegender.edge.images import read_canonical
+from agegender.edge.postprocess import age_mean_std
+from agegender.train import data as data_mod
+from agegender.train import metrics as M
+
+log = logging.getLogger(__name__)
+
+Predictor = Callable[[np.ndarray], dict]
+
+
+@dataclasses.dataclass
+class Predictions:
+    """Per-image predictions beside the labels."""
+
+    records: list
+    age_distribution: Optional[np.ndarray]  # (N, 101)
+    female_prob: Optional[np.ndarray]  # (N,)
+    group_probs: Optional[np.ndarray] = None  # (N, G) from a --task group model
+
+    @property
+    def ages(self) -> np.ndarray:
+        return np.array([r.age for r in self.records], float)
+
+    @property
+    def genders(self) -> np.ndarray:
+        return np.array([r.gender for r in self.records], int)
+
+    @property
+    def predicted_ages(self) -> Optional[np.ndarray]:
+        return None if self.age_distribution is None else age_mean_std(self.age_distribution)[0]
+
+
+@dataclasses.dataclass
+class EvaluationReport:
+    model: str
+    split: str
+    n_images: int
+    metrics: dict
+
+    def summary(self) -> str:
+        m = self.metrics
+        parts = [f"{self.model} on {self.split} ({self.n_images} images):"]
+        if "age_mae" in m:
+            parts.append(f"age MAE {m['age_mae']:.2f}")
+        if "age_group" in m:
+            parts.append(f"age-group accuracy {m['age_group']['accuracy']:.1%} "
+                         f"(macro F1 {m['age_group']['macro']['f1']:.3f})")
+        if "gender" in m:
+            parts.append(f"gender accuracy {m['gender']['accuracy']:.1%}")
+        return " ".join(parts)
+
+    def to_markdown(self) -> str:
+        m = self.metrics
+        lines = [f"# Evaluation of `{os.path.basename(self.model)}`", "",
+                 f"Split: **{self.split}** ({self.n_images} images)"
+                 + (f", split files: `{m['split_dir']}`" if m.get("split_dir") else ""), ""]
+        if "age_mae" in m:
+            lines += ["## Age", "", f"MAE **{m['age_mae']:.2f}** years (mean predicted spread "
+                      f"± {m.get('age_std_mean', float('nan')):.1f})", "",
+                      "| age band | n | MAE |", "|---|---:|---:|"]
+            lines += [f"| {band} | {v['n']} | {v['mae']:.2f} |" for band, v in m["age_mae_by_band"].items()]
+            lines.append("")
+        if "age_group" in m:
+            g = m["age_group"]
+            lines += ["## Age groups", "", f"accuracy **{g['accuracy']:.1%}**, macro F1 {g['macro']['f1']:.3f}",
+                      "", "| group | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+            lines += [f"| {name} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                      for name, v in g.items() if name not in ("macro", "accuracy")]
+            lines += [f"| macro | {g['macro']['precision']:.3f} | {g['macro']['recall']:.3f} | "
+                      f"{g['macro']['f1']:.3f} | |", "", "![confusion matrix](confusion.png)", ""]
+        if "gender" in m:
+            g = m["gender"]
+            lines += ["## Gender (positive class: female)", "",
+                      f"accuracy **{g['accuracy']:.1%}**, precision {g['precision']:.3f}, "
+                      f"recall {g['recall']:.3f}, F1 {g['f1']:.3f}", ""]
+        for by in ("by_gender", "by_race"):
+            if m.get(by):
+                lines += [f"## {by.replace('_', ' ').capitalize()}", "",
+                          "| group | n | age MAE | age-group acc. | gender acc. |", "|---|---:|---:|---:|---:|"]
+                for name, v in m[by].items():
+                    lines.append(f"| {name} | {v['n']} | {_fmt(v.get('age_mae'))} | "
+                                 f"{_fmt(v.get('age_group_accuracy'), pct=True)} | "
+                                 f"{_fmt(v.get('gender_accuracy'), pct=True)} |")
+                lines.append("")
+        return "\n".join(lines)
+
+
+def _fmt(value, pct: bool = False) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:.1%}" if pct else f"{value:.2f}"
+
+
+def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
+    """Every metric of the report from predictions and labels (pure numpy)."""
+    out: dict = {}
+    true_group = groups.index_of(np.minimum(pred.ages, 200))
+    pred_group = None
+    if pred.age_distribution is not None:
+        pred_ages = pred.predicted_ages
+        out["age_mae"] = M.mae(pred.ages, pred_ages)
+        out["age_std_mean"] = float(age_mean_std(pred.age_distribution)[1].mean())
+        out["age_mae_by_band"] = M.mae_by_band(pred.ages, pred_ages)
+        pred_group = groups.probabilities(pred.age_distribution).argmax(-1)
+    elif pred.group_probs is not None:
+        pred_group = pred.group_probs.argmax(-1)
+    if pred_group is not None:
+        matrix = M.confusion_matrix(true_group, pred_group, len(groups.names))
+        out["age_group"] = M.per_class_scores(matrix, groups.names)
+        out["age_group_confusion"] = matrix.tolist()
+        out["age_group_names"] = list(groups.names)
+    if pred.female_prob is not None:
+        out["gender"] = M.binary_scores(pred.genders, pred.female_prob >= 0.5)
+    for by, key, names in (("by_gender", "gender", data_mod.GENDERS), ("by_race", "race", data_mod.RACES)):
+        values = np.array([getattr(r, key) if getattr(r, key) is not None else -1 for r in pred.records])
+        table = {}
+        for idx, name in list(enumerate(names)) + [(-1, "unknown")]:
+            mask = values == idx
+            if not mask.any():
+                continue
+            row = {"n": int(mask.sum())}
+            if pred.age_distribution is not None:
+                row["age_mae"] = M.mae(pred.ages[mask], pred.predicted_ages[mask])
+            if pred_group is not None:
+                row["age_group_accuracy"] = float(np.mean(true_group[mask] == pred_group[mask]))
+            if pred.female_prob is not None:
+                row["gender_accuracy"] = float(np.mean(pred.genders[mask] == (pred.female_prob[mask] >= 0.5)))
+            table[name] = row
+        out[by] = table
+    return out
+
+
+def batches(records: Sequence, img_size: int, batch_size: int):
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
+        yield np.stack([crop_to_input(read_canonical(r.path), img_size) for r in chunk])
+
+
+def predict_records(predictor: Predictor, records: Sequence, img_size: int,
+                    batch_size: int = 64, progress_every: int = 20) -> Predictions:
+    outs: dict[str, list] = {}
+    n_batches = (len(records) + batch_size - 1) // batch_size
+    started = time.time()
+    for i, batch in enumerate(batches(records, img_size, batch_size)):
+        for name, value in predictor(batch).items():
+            outs.setdefault(name, []).append(np.asarray(value))
+        if progress_every and (i + 1) % progress_every == 0:
+            log.info("scored %d/%d batches (%.0f s)", i + 1, n_batches, time.time() - started)
+    cat = {k: np.concatenate(v) for k, v in outs.items()}
+    return Predictions(list(records), cat.get("age"),
+                       cat["gender"].reshape(-1) if "gender" in cat else None, cat.get("group"))
+
+
+def load_predictor(model_path: str, threads: Optional[int] = None) -> tuple[Predictor, int]:
+    """(batch -> outputs, input size) for a .keras, .tflite or .onnx model."""
+    if model_path.endswith(".keras"):
+        import keras
+
+        import agegender.train.losses  # noqa: F401  (custom objects)
+
+        if not os.path.isfile(model_path):
+            raise data_mod.DatasetError(f"{model_path}: model file not found")
+        model = keras.models.load_model(model_path, compile=False)
+        size = int(model.input_shape[1])
+
+        def keras_predict(batch):
+            out = model(np.asarray(batch, np.float32), training=False)
+            return {k: np.asarray(v) for k, v in out.items()}
+
+        return keras_predict, size
+    from agegender.edge.backends import open_model
+
+    backend = open_model(model_path, threads)
+    if backend.info.format == "tflite":
+        def one_by_one(batch):  # TFLite files have a fixed batch of 1
+            outs = [backend.predict(b[None]) for b in batch]
+            return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+        return one_by_one, backend.info.input_size
+    return backend.predict, backend.info.input_size
+
+
+def evaluate_model(model_path: str, data: str, split: str = "test", split_dir: Optional[str] = None,
+                   out: Optional[str] = None, batch_size: int = 64, max_images: Optional[int] = None,
+                   groups: AgeGroups = AgeGroups()) -> EvaluationReport:
+    records, read_report = data_mod.read_dataset(data)
+    records = data_mod.select_split(records, split, split_dir)
+    if max_images:
+        records = records[:max_images]
+    log.info("scoring %s on %d %s images", model_path, len(records), split)
+    predictor, size = load_predictor(model_path)
+    pred = predict_records(predictor, records, size, batch_size)
+    metrics = compute_metrics(pred, groups)
+    metrics["split_dir"] = split_dir or ("shipped UTKFace split" if split != "all" else None)
+    metrics["skipped_inputs"] = dict(read_report.skipped)
+    report = EvaluationReport(model_path, split, len(records), metrics)
+    if out:
+        write_report(report, out)
+    return report
+
+
+def write_report(report: EvaluationReport, out: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump({"model": report.model, "split": report.split, "n_images": report.n_images,
+                   **report.metrics}, f, indent=2)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(report.to_markdown() + "\n")
+    if "age_group_confusion" in report.metrics:
+        try:
+            from agegender.train.plots import plot_confusion
+
+            plot_confusion(np.array(report.metrics["age_group_confusion"]), report.metrics["age_group_names"],
+                           os.path.join(out, "confusion.png"), title=f"age groups, {report.split} split")
+        except ImportError:
+            log.warning("matplotlib is not installed: no confusion.png")
+    log.info("report written to %s", out)

@@ -1,0 +1,71 @@
+"""Metrics as pure numpy functions (checked against hand-computed values in the tests)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+AGE_BANDS = ((0, 12), (13, 19), (20, 39), (40, 59), (60, 200))
+
+
+def band_name(lo: int, hi: int) -> str:
+    return f"{lo}+" if hi >= 200 else f"{lo}-{hi}"
+
+
+def mae(true, pred) -> float:
+    true, pred = np.asarray(true, float), np.asarray(pred, float)
+    return float(np.mean(np.abs(true - pred))) if true.size else float("nan")
+
+
+def mae_by_band(true_ages, pred_ages, bands=AGE_BANDS) -> dict:
+    """{band: {"mae", "n"}} for the age bands of the true age."""
+    true_ages, pred_ages = np.asarray(true_ages, float), np.asarray(pred_ages, float)
+    out = {}
+    for lo, hi in bands:
+        mask = (true_ages >= lo) & (true_ages <= hi)
+        out[band_name(lo, hi)] = {"mae": mae(true_ages[mask], pred_ages[mask]), "n": int(mask.sum())}
+    return out
+
+
+def confusion_matrix(true, pred, n_classes: int) -> np.ndarray:
+    """Rows: true class, columns: predicted class."""
+    matrix = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(matrix, (np.asarray(true, int), np.asarray(pred, int)), 1)
+    return matrix
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else 0.0
+
+
+def per_class_scores(matrix: np.ndarray, names: Sequence[str]) -> dict:
+    """Precision, recall, F1 and support per class, plus their macro averages and accuracy."""
+    matrix = np.asarray(matrix)
+    out = {}
+    for i, name in enumerate(names):
+        tp = matrix[i, i]
+        precision = _ratio(tp, matrix[:, i].sum())
+        recall = _ratio(tp, matrix[i, :].sum())
+        f1 = _ratio(2 * precision * recall, precision + recall)
+        out[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(matrix[i].sum())}
+    out["macro"] = {k: float(np.mean([out[n][k] for n in names])) for k in ("precision", "recall", "f1")}
+    out["accuracy"] = _ratio(np.trace(matrix), matrix.sum())
+    return out
+
+
+def binary_scores(true, pred) -> dict:
+    """Accuracy, precision, recall, F1 for the positive class 1 (here: female)."""
+    true, pred = np.asarray(true, int), np.asarray(pred, int)
+    tp = int(((true == 1) & (pred == 1)).sum())
+    fp = int(((true == 0) & (pred == 1)).sum())
+    fn = int(((true == 1) & (pred == 0)).sum())
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return {"accuracy": _ratio((true == pred).sum(), true.size), "precision": precision,
+            "recall": recall, "f1": _ratio(2 * precision * recall, precision + recall), "n": int(true.size)}
+
+
+def expectation_and_std(distribution: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of (N, K) distributions over ages 0..K-1."""
+    from agegender.edge.postprocess import age_mean_std
+
+    return age_mean_std(distribution)
