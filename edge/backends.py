@@ -93,9 +93,20 @@ class TFLiteBackend:
         self.info = ModelInfo(path, "tflite", input_name, _check_input_shape(path, detail["shape"]),
                               np.dtype(detail["dtype"]).name, _check_outputs(path, outputs))
         self._output_quant = {name: d.get("quantization", (0.0, 0)) for name, d in outputs.items()}
+        # A uint8 input is meant to take raw pixels (scale 1, zero point 0); if the
+        # converter chose other parameters, quantize the pixels with them.
+        scale, zero = detail.get("quantization", (0.0, 0))
+        self._input_quant = None
+        if self.info.input_dtype == "uint8" and scale and (abs(scale - 1.0) > 1e-6 or zero != 0):
+            self._input_quant = (float(scale), int(zero))
+            log.debug("%s: uint8 input quantized with scale %g, zero point %d", path, scale, zero)
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        x = np.asarray(batch).astype(self.info.input_dtype, copy=False)
+        x = np.asarray(batch)
+        if self._input_quant is not None:
+            scale, zero = self._input_quant
+            x = np.clip(np.round(x.astype(np.float32) / scale + zero), 0, 255)
+        x = x.astype(self.info.input_dtype, copy=False)
         raw = self.runner(**{self.info.input_name: x})
         out = {}
         for name in self.info.output_names:

@@ -19,9 +19,15 @@ log = logging.getLogger("agegender")
 DESCRIPTION = """\
 Age and gender estimation from a camera, in real time, on small devices.
 
+Edge side (the base install, no TensorFlow):
+  run        the camera loop on a Pi camera, webcam, video, or pictures
+  predict    age/gender for still pictures, as text or JSON Lines
+  models     list installed models; fetch the YuNet face detector
+
 Desktop side (needs `pip install .[train]`):
   train      train a model on UTKFace (or any CSV of labelled faces)
   evaluate   score a model on a split: age MAE, age groups, gender, bias by group
+  export     quantized TFLite / ONNX files, verified against Keras, with model cards
 """
 
 EPILOG = """\
@@ -111,6 +117,7 @@ best.keras, history.csv, curves.png, and at the end model.keras + model.json."""
     p.add_argument("--patience", type=positive_int, default=5, help="early-stopping patience, in epochs")
     p.add_argument("--weights", default=None,
                    help="ImageNet MobileNetV2 .h5 (mobilenetv2) or pretrained autoencoder .keras")
+    p.add_argument("--width", type=positive_int, default=32, help="base channels of the scratch CNNs (default %(default)s)")
     p.add_argument("--split-dir", default=None, help="folder with train/val/test.txt (default: shipped UTKFace split)")
     p.add_argument("--max-images", type=positive_int, default=None, help="use at most N training images (smoke runs)")
     p.add_argument("--workers", type=positive_int, default=2, help="data-loading threads")
@@ -139,7 +146,7 @@ def cmd_train(args) -> int:
     config = TrainConfig(
         data=data, out=args.out, arch=args.arch, task=args.task, img_size=args.img_size,
         epochs=args.epochs, head_epochs=args.head_epochs, batch_size=args.batch_size, lr=args.lr,
-        finetune_lr=args.finetune_lr, weights=args.weights, patience=args.patience, seed=args.seed,
+        finetune_lr=args.finetune_lr, weights=args.weights, width=args.width, patience=args.patience, seed=args.seed,
         split_dir=args.split_dir, max_images=args.max_images, workers=args.workers,
         command=shlex.join(["agegender"] + sys.argv[1:]))
     state = train(config, resume=args.resume)
@@ -183,7 +190,19 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = [add_train, add_evaluate]
+def _add_export(sub) -> None:
+    from agegender.export.command import add_export
+
+    add_export(sub, sys.modules[__name__])
+
+
+def _add_edge(sub) -> None:
+    from agegender.edge.commands import add_edge_commands
+
+    add_edge_commands(sub, sys.modules[__name__])
+
+
+COMMANDS = [_add_edge, add_train, add_evaluate, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,6 +58,7 @@ class TrainConfig:
     finetune_lr: float = 2e-4
     min_lr_fraction: float = 0.02
     weights: Optional[str] = None
+    width: int = 32  # base channels of the scratch CNNs
     patience: int = 5
     gender_weight: float = 2.0
     seed: int = 1
@@ -267,7 +268,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     )
     contract = InputContract(size=config.img_size)
     spec = ModelSpec(arch=config.arch, task=config.task, img_size=config.img_size,
-                     weights=config.weights)
+                     weights=config.weights, width=config.width)
     start_epoch = 0
     model = None
     if state is not None:

@@ -1,0 +1,198 @@
+"""The edge subcommands: ``run``, ``predict`` and ``models``. No TensorFlow anywhere here."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+log = logging.getLogger("agegender")
+
+
+def add_common_model_args(p, helpers) -> None:
+    p.add_argument("--model", default=None,
+                   help="age/gender model .tflite or .onnx (default: the shipped int8 TFLite, or $AGEGENDER_MODEL)")
+    p.add_argument("--detector-model", default=None,
+                   help="YuNet .onnx (default: $AGEGENDER_DETECTOR, then the user cache; else the Haar cascade)")
+    p.add_argument("--threads", type=helpers.positive_int, default=None, help="inference threads (default: runtime's)")
+    p.add_argument("--max-faces", type=helpers.positive_int, default=10, help="faces per frame at most (largest first)")
+    p.add_argument("--min-face", type=helpers.positive_int, default=24, help="skip faces smaller than this (px)")
+    p.add_argument("--score-threshold", type=helpers.positive_float, default=0.7, help="detector confidence")
+
+
+def make_estimator(args):
+    from agegender.edge.estimator import Estimator
+
+    return Estimator(model=args.model, detector=args.detector_model, threads=args.threads,
+                     max_faces=args.max_faces, min_face=args.min_face, score_threshold=args.score_threshold)
+
+
+# --- run ------------------------------------------------------------------------
+
+def add_run(sub, helpers) -> None:
+    p = sub.add_parser(
+        "run", help="the camera loop: live age/gender on a camera, video or pictures",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Detect faces, align them like the training crops, estimate age and gender,\n"
+                    "track faces across frames and smooth their numbers. Shows live FPS.",
+        epilog="""examples:
+  agegender run --source 0 --display                 # laptop webcam, in a window
+  agegender run --source picam --json faces.jsonl    # Raspberry Pi camera
+  agegender run --source clip.mp4 --output annotated.mp4 --max-frames 300
+  agegender run --source photos/ --output annotated/ # a folder of pictures
+
+Stops at the end of a file, after --max-frames, on Ctrl-C or SIGTERM; the JSON Lines
+and video outputs are flushed and closed either way.""")
+    p.add_argument("--source", default="0", help="picam | camera index | video | image | folder | glob (default 0)")
+    add_common_model_args(p, helpers)
+    p.add_argument("--json", default=None, help="write JSON Lines (one object per frame) here ('-' = stdout)")
+    p.add_argument("--output", default=None, help="annotated video (.mp4/.avi) or a folder for annotated pictures")
+    p.add_argument("--display", action="store_true", help="show a window (needs GUI OpenCV)")
+    p.add_argument("--max-frames", type=helpers.positive_int, default=None, help="stop after N frames")
+    p.add_argument("--smoothing", type=float, default=0.3, help="weight of the newest frame (1 = no smoothing)")
+    p.add_argument("--reconnect-seconds", type=helpers.positive_float, default=10.0,
+                   help="how long to keep reopening a camera that stopped delivering frames")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args) -> int:
+    from agegender.edge.outputs import AnnotatedOutput, JsonLinesWriter, Window
+    from agegender.edge.runner import run_loop
+    from agegender.edge.sources import open_source
+    from agegender.edge.tracker import IoUTracker
+
+    if not 0 < args.smoothing <= 1:
+        raise SystemExit("agegender run: --smoothing must be in (0, 1]")
+    estimator = make_estimator(args)
+    source = open_source(args.source, reconnect_seconds=args.reconnect_seconds)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stats = run_loop(
+            estimator, source,
+            tracker=IoUTracker(smoothing=args.smoothing) if getattr(source, "sequential", False) else None,
+            json_writer=JsonLinesWriter(args.json) if args.json else None,
+            output=AnnotatedOutput(args.output, getattr(source, "fps", 30.0)) if args.output else None,
+            window=Window() if args.display else None, max_frames=args.max_frames, stop=stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    log.info("%d frames, %d faces in %.1f s (%.1f FPS); stopped by %s", stats.frames, stats.faces,
+             stats.seconds, stats.fps, stats.stopped_by)
+    if stats.stopped_by == "stop requested":
+        return 143  # terminated by SIGTERM, outputs closed
+    return 0 if stats.frames > stats.errors else 1
+
+
+# --- predict ----------------------------------------------------------------------
+
+def add_predict(sub, helpers) -> None:
+    p = sub.add_parser(
+        "predict", help="age/gender for still pictures (files, folders, globs)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Estimate age and gender for every face in still pictures.",
+        epilog="""examples:
+  agegender predict group_photo.jpg
+  agegender predict shots/ --json > faces.jsonl
+  agegender predict UTKFace/ --aligned --json         # inputs already are face crops
+
+A bad file is reported on stderr (and marked in --json output) and the others are
+still processed. Exit status: 0, or 1 when nothing was readable, or with --strict
+when any file failed.""")
+    p.add_argument("paths", nargs="+", help="pictures, folders or glob patterns")
+    add_common_model_args(p, helpers)
+    p.add_argument("--aligned", action="store_true", help="inputs are training-style face crops: skip detection")
+    p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per picture")
+    p.add_argument("--output", default=None, help="folder for annotated pictures")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any file could not be read")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args) -> int:
+    from agegender.edge.outputs import AnnotatedOutput, JsonLinesWriter
+    from agegender.edge.runner import run_loop
+    from agegender.edge.sources import ImageFiles, SourceError, open_source
+
+    estimator = make_estimator(args)
+    paths: list[str] = []
+    missing = 0
+    for spec in args.paths:
+        try:
+            source = open_source(spec)
+        except SourceError as exc:
+            log.error("%s", exc)
+            missing += 1
+            continue
+        if not isinstance(source, ImageFiles):
+            log.error("%s: not a picture (use `agegender run --source` for videos and cameras)", spec)
+            missing += 1
+            continue
+        paths += source.paths
+
+    def show(frame, faces):
+        if args.json or frame.error:
+            return
+        if not faces:
+            print(f"{frame.source}: no face found")
+        for face in faces:
+            x, y, w, h = face.box
+            print(f"{frame.source}: face at ({x}, {y}, {w}x{h}): age {face.age:.0f} ± {face.age_std:.0f} "
+                  f"({face.age_group}), {face.gender} {face.gender_prob:.2f}")
+
+    stats = run_loop(estimator, ImageFiles(paths, "arguments"), aligned=args.aligned,
+                     json_writer=JsonLinesWriter("-") if args.json else None,
+                     output=AnnotatedOutput(args.output) if args.output else None, on_result=show)
+    errors = stats.errors + missing
+    if errors:
+        log.warning("%d of %d inputs could not be read", errors, stats.frames + missing)
+    if stats.frames - stats.errors == 0:
+        return 1
+    return 1 if args.strict and errors else 0
+
+
+# --- models -----------------------------------------------------------------------
+
+def add_models(sub, helpers) -> None:
+    p = sub.add_parser(
+        "models", help="list installed models, or fetch the YuNet face detector",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="`agegender models list` shows the installed age/gender models and face detectors,\n"
+                    "with sizes and sha256 checksums. `agegender models fetch` downloads the YuNet face\n"
+                    "detector from the OpenCV model zoo into the user cache and checks its sha256.",
+        epilog="""examples:
+  agegender models list
+  agegender models fetch
+  agegender models fetch --url http://mirror.local/face_detection_yunet_2023mar.onnx""")
+    p.add_argument("action", choices=["list", "fetch"])
+    p.add_argument("--url", default=None, help="download from this address instead of the OpenCV model zoo")
+    p.add_argument("--dest", default=None, help="folder to fetch into (default: the user cache)")
+    p.add_argument("--detector-model", default=None, help="also list this detector file")
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(args) -> int:
+    from agegender.edge import zoo
+
+    if args.action == "fetch":
+        path = zoo.fetch(url=args.url or zoo.YUNET_URL, dest_dir=args.dest)
+        print(f"YuNet face detector: {path} (sha256 verified)")
+        return 0
+    models = zoo.list_models(args.detector_model)
+    if not models:
+        print("no models found")
+        return 1
+    width = max(len(m.name) for m in models)
+    for m in models:
+        flag = " (default)" if m.default else ""
+        print(f"{m.name:<{width}}  {m.kind:<13}  {m.size_bytes / 1e6:7.2f} MB  sha256 {m.sha256[:16]}…  "
+              f"{m.path}{flag}")
+    return 0
+
+
+def add_edge_commands(sub, helpers) -> None:
+    for add in (add_run, add_predict, add_models):
+        add(sub, helpers)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the agegender command")

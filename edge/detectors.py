@@ -1,0 +1,134 @@
+"""Face detectors: YuNet (boxes + 5 landmarks) by default, OpenCV's Haar cascade as a fallback.
+
+The YuNet file is found from an explicit path, the ``AGEGENDER_DETECTOR``
+environment variable, or the user cache (``agegender models fetch`` puts it there);
+it is never downloaded implicitly. Both detectors run on a frame downscaled to at
+most ``max_side`` pixels and map their boxes back to the full frame.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from agegender.edge.errors import AgeGenderError
+
+log = logging.getLogger(__name__)
+
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+             "face_detection_yunet_2023mar.onnx")
+DETECTOR_ENV = "AGEGENDER_DETECTOR"
+
+
+@dataclasses.dataclass
+class Detection:
+    """One face in frame coordinates."""
+
+    box: tuple[float, float, float, float]  # x, y, w, h
+    score: float
+    landmarks: Optional[np.ndarray] = None  # (5, 2): right eye, left eye, nose, mouth right, mouth left
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "agegender")
+
+
+def find_yunet(explicit: Optional[str] = None) -> Optional[str]:
+    """The YuNet model path: explicit > $AGEGENDER_DETECTOR > user cache; None if none exists."""
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise AgeGenderError(f"{explicit}: detector model not found")
+        return explicit
+    env = os.environ.get(DETECTOR_ENV)
+    if env:
+        if not os.path.isfile(env):
+            raise AgeGenderError(f"{env} (from ${DETECTOR_ENV}): detector model not found")
+        return env
+    cached = os.path.join(cache_dir(), YUNET_FILE)
+    return cached if os.path.isfile(cached) else None
+
+
+def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
+class YuNetDetector:
+    """OpenCV's YuNet face detector (``cv2.FaceDetectorYN``)."""
+
+    name = "yunet"
+
+    def __init__(self, model_path: str, score_threshold: float = 0.7, nms_threshold: float = 0.3,
+                 max_side: int = 640, top_k: int = 100):
+        try:
+            self.net = cv2.FaceDetectorYN.create(model_path, "", (320, 320), score_threshold, nms_threshold, top_k)
+        except cv2.error as exc:
+            raise AgeGenderError(f"{model_path}: not a YuNet detector model ({str(exc).strip()[:120]})") from None
+        self.max_side = max_side
+        self._size = (320, 320)
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        small, scale = _downscale(image_rgb, self.max_side)
+        h, w = small.shape[:2]
+        if (w, h) != self._size:
+            self.net.setInputSize((w, h))
+            self._size = (w, h)
+        _, faces = self.net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        if faces is None:
+            return []
+        out = []
+        for row in faces:
+            box = tuple(float(v) / scale for v in row[:4])
+            landmarks = row[4:14].reshape(5, 2).astype(np.float32) / scale
+            out.append(Detection(box, float(row[14]), landmarks))
+        return out
+
+
+class HaarDetector:
+    """OpenCV's bundled frontal-face Haar cascade: boxes only, no landmarks."""
+
+    name = "haar"
+
+    def __init__(self, max_side: int = 640, min_neighbors: int = 5):
+        path = os.path.join(getattr(cv2, "data", None).haarcascades if hasattr(cv2, "data") else "",
+                            "haarcascade_frontalface_default.xml")
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise AgeGenderError("no face detector: the Haar cascade is missing from this OpenCV "
+                                 "(OpenCV 5 dropped it); run `agegender models fetch` to get YuNet")
+        self.max_side = max_side
+        self.min_neighbors = min_neighbors
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        small, scale = _downscale(image_rgb, self.max_side)
+        grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        boxes, _, weights = self.cascade.detectMultiScale3(
+            grey, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(24, 24), outputRejectLevels=True)
+        out = []
+        for (x, y, w, h), weight in zip(boxes, np.ravel(weights) if len(boxes) else []):
+            score = float(1 / (1 + np.exp(-float(weight) / 2)))  # cascade confidence squashed to 0..1
+            out.append(Detection((x / scale, y / scale, w / scale, h / scale), score))
+        return out
+
+
+def create_detector(model_path: Optional[str] = None, **kwargs):
+    """YuNet when its file can be found, else the Haar cascade with a one-line warning."""
+    yunet = find_yunet(model_path)
+    if yunet:
+        return YuNetDetector(yunet, **kwargs)
+    log.warning("YuNet face detector not found: using the less accurate Haar cascade. "
+                "Get YuNet with `agegender models fetch`, or pass --detector-model / set $%s.", DETECTOR_ENV)
+    kwargs.pop("score_threshold", None)
+    kwargs.pop("nms_threshold", None)
+    return HaarDetector(**{k: v for k, v in kwargs.items() if k == "max_side"})

@@ -1,0 +1,134 @@
+"""The Python API: ``Estimator(model=..., detector=...).predict(image)``.
+
+    from agegender.edge import Estimator
+    estimator = Estimator()                      # shipped int8 TFLite + YuNet (or Haar)
+    for face in estimator.predict(rgb_image):
+        print(face.box, face.age, face.age_std, face.age_group, face.gender, face.gender_prob)
+
+One frame goes: detect faces -> skip tiny ones, keep the ``max_faces`` largest ->
+warp each to the canonical crop (landmarks, or box without them) -> resize to the
+model's input -> one inference per batch -> decode (age mean/spread, group, gender).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from agegender.edge.backends import card_path, open_model
+from agegender.edge.contract import InputContract, crop_to_input, face_input
+from agegender.edge.detectors import Detection, create_detector
+from agegender.edge.postprocess import AgeGender, decode
+from agegender.edge.zoo import default_model_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Face:
+    """One face found in a picture, with what the model says about it."""
+
+    box: tuple[int, int, int, int]  # x, y, w, h in the picture
+    score: float  # detector confidence (1.0 for --aligned crops)
+    age: float
+    age_std: float
+    age_group: str
+    gender: str
+    gender_prob: float
+    female_prob: float
+    id: Optional[int] = None  # track id (video), None for still pictures
+
+    def label(self) -> str:
+        return f"{self.age:.0f} ± {self.age_std:.0f} · {self.gender[0].upper()} {self.gender_prob:.2f}"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "box": [int(v) for v in self.box], "score": round(self.score, 4),
+                "age": round(self.age, 2), "age_std": round(self.age_std, 2), "age_group": self.age_group,
+                "gender": self.gender, "gender_prob": round(self.gender_prob, 4)}
+
+
+def load_contract(model_path: str, input_size: int) -> InputContract:
+    """The input contract from the model's card, or the defaults for its input size."""
+    path = card_path(model_path)
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                card = json.load(f)
+            contract = InputContract.from_dict(card["input"])
+            if contract.size == input_size:
+                return contract
+            log.warning("%s: card says %d px but the model takes %d px; using the model's", path,
+                        contract.size, input_size)
+            return contract.with_size(input_size)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: unreadable model card (%s); using the default input contract", path, exc)
+    else:
+        log.info("%s has no model card beside it: using the default input contract", model_path)
+    return InputContract(size=input_size)
+
+
+class Estimator:
+    """Faces, ages and genders from RGB pictures."""
+
+    def __init__(self, model: Optional[str] = None, detector=None, threads: Optional[int] = None,
+                 max_faces: int = 10, min_face: int = 24, detect_max_side: int = 640,
+                 score_threshold: float = 0.7):
+        """model: .tflite/.onnx path (default: the shipped int8 TFLite).
+        detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar)."""
+        self.model_path = model or default_model_path()
+        self.backend = open_model(self.model_path, threads)
+        self.contract = load_contract(self.model_path, self.backend.info.input_size)
+        if detector is None or isinstance(detector, str):
+            detector = create_detector(detector, max_side=detect_max_side, score_threshold=score_threshold)
+        self.detector = detector
+        self.max_faces = max_faces
+        self.min_face = min_face
+        self.batch_one = self.backend.info.format == "tflite"
+        self.timings: dict[str, float] = {}
+
+    # --- the steps, each usable on its own -----------------------------------
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        faces = [d for d in self.detector.detect(image_rgb) if min(d.box[2], d.box[3]) >= self.min_face]
+        faces.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
+        return faces[: self.max_faces]
+
+    def align(self, image_rgb: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
+        crops = [face_input(image_rgb, self.contract, landmarks=d.landmarks, box=d.box) for d in detections]
+        return np.stack(crops) if crops else np.zeros((0, self.contract.size, self.contract.size, 3), np.uint8)
+
+    def infer(self, inputs: np.ndarray) -> list[AgeGender]:
+        """Model inputs (N, S, S, 3) uint8 -> decoded results."""
+        if len(inputs) == 0:
+            return []
+        if self.batch_one:
+            outs = [self.backend.predict(x[None]) for x in inputs]
+            raw = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+        else:
+            raw = self.backend.predict(inputs)
+        return decode(raw.get("age"), raw.get("gender"), self.contract.age_groups)
+
+    # --- the one obvious method ------------------------------------------------
+    def predict(self, image_rgb: np.ndarray, aligned: bool = False) -> list[Face]:
+        """Faces in an RGB picture; with aligned=True the picture already is a training-style face crop."""
+        t0 = time.perf_counter()
+        if aligned:
+            h, w = image_rgb.shape[:2]
+            detections = [Detection((0, 0, w, h), 1.0)]
+            inputs = crop_to_input(image_rgb, self.contract.size)[None]
+            t1 = t2 = time.perf_counter()
+        else:
+            detections = self.detect(image_rgb)
+            t1 = time.perf_counter()
+            inputs = self.align(image_rgb, detections)
+            t2 = time.perf_counter()
+        results = self.infer(inputs)
+        t3 = time.perf_counter()
+        self.timings = {"detect": t1 - t0, "align": t2 - t1, "infer": t3 - t2}
+        return [Face(tuple(int(round(v)) for v in d.box), d.score, r.age, r.age_std, r.age_group, r.gender,
+                     r.gender_prob, r.female_prob) for d, r in zip(detections, results)]
+

@@ -1,0 +1,125 @@
+"""The camera loop: frames -> faces -> tracked, smoothed results -> outputs.
+
+``run_loop`` drives any source through an Estimator, gives faces ids and smooths
+them with the IoU tracker (video and camera sources), writes JSON Lines, annotated
+frames or video and an optional window, and reports frames per second. It stops at
+the end of a file, after ``max_frames``, on Ctrl-C, or when ``stop`` is set (the CLI
+sets it on SIGTERM); outputs are always flushed and closed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Callable, Optional
+
+from agegender.edge.estimator import Estimator, Face
+from agegender.edge.postprocess import GENDER_LABELS
+from agegender.edge.tracker import IoUTracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RunStats:
+    frames: int = 0
+    faces: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    stopped_by: str = "end of source"
+    stage_seconds: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def smooth_faces(faces: list[Face], tracker: IoUTracker, estimator: Estimator) -> list[Face]:
+    """Give faces track ids and replace their estimates by the tracks' moving averages."""
+    tracks = tracker.update([f.box for f in faces], [f.age for f in faces], [f.age_std for f in faces],
+                            [f.female_prob for f in faces])
+    out = []
+    for face, track in zip(faces, tracks):
+        is_female = track.female_prob >= 0.5
+        out.append(dataclasses.replace(
+            face, id=track.id, age=track.age, age_std=track.age_std,
+            age_group=estimator.contract.age_groups.name_of(track.age), female_prob=track.female_prob,
+            gender=GENDER_LABELS[int(is_female)],
+            gender_prob=track.female_prob if is_female else 1 - track.female_prob))
+    return out
+
+
+def frame_record(frame, faces: list[Face]) -> dict:
+    record = {"source": frame.source, "frame": frame.index, "faces": [f.to_dict() for f in faces]}
+    if frame.error:
+        record["error"] = frame.error
+    return record
+
+
+def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None, json_writer=None,
+             output=None, window=None, max_frames: Optional[int] = None, aligned: bool = False,
+             stop: Optional[threading.Event] = None, on_result: Optional[Callable] = None,
+             report_every: float = 5.0) -> RunStats:
+    stats = RunStats()
+    stop = stop or threading.Event()
+    started = last_report = time.perf_counter()
+    fps = None
+    stage = {"capture": 0.0, "detect": 0.0, "align": 0.0, "infer": 0.0, "track": 0.0, "draw": 0.0}
+    iterator = iter(source)
+    try:
+        while not stop.is_set() and (max_frames is None or stats.frames < max_frames):
+            t0 = time.perf_counter()
+            frame = next(iterator, None)
+            if frame is None:
+                break
+            t1 = time.perf_counter()
+            stage["capture"] += t1 - t0
+            if frame.error:
+                stats.errors += 1
+                log.error("%s", frame.error)
+                faces = []
+            else:
+                faces = estimator.predict(frame.image, aligned=aligned)
+                for key, value in estimator.timings.items():
+                    stage[key] += value
+            t2 = time.perf_counter()
+            if tracker is not None and not frame.error:
+                faces = smooth_faces(faces, tracker, estimator)
+            t3 = time.perf_counter()
+            stage["track"] += t3 - t2
+            stats.frames += 1
+            stats.faces += len(faces)
+            if json_writer is not None:
+                json_writer.write(frame_record(frame, faces))
+            if on_result is not None:
+                on_result(frame, faces)
+            if frame.image is not None and (output is not None or window is not None):
+                from agegender.edge.outputs import draw_faces
+
+                sequential = getattr(source, "sequential", False)
+                annotated = draw_faces(frame.image, faces, fps if sequential else None)
+                if output is not None:
+                    output.write(annotated, None if sequential else frame.source)
+                if window is not None and not window.show(annotated):
+                    stats.stopped_by = "window closed"
+                    break
+            stage["draw"] += time.perf_counter() - t3
+            now = time.perf_counter()
+            dt = now - t0
+            fps = 1 / dt if fps is None else 0.9 * fps + 0.1 / max(dt, 1e-6)
+            if now - last_report >= report_every:
+                log.info("%d frames, %.1f FPS, %d faces in the last frame", stats.frames, fps, len(faces))
+                last_report = now
+        else:
+            stats.stopped_by = "stop requested" if stop.is_set() else "max frames"
+    except KeyboardInterrupt:
+        stats.stopped_by = "interrupted"
+        log.warning("interrupted: closing outputs")
+    finally:
+        stats.seconds = time.perf_counter() - started
+        stats.stage_seconds = stage
+        for closable in (json_writer, output, window, source):
+            if closable is not None:
+                closable.close()
+    return stats

@@ -1,0 +1,118 @@
+"""Where models live: the shipped models, the user cache, and ``agegender models fetch|list``.
+
+* Shipped age/gender models are installed with the package (``agegender.models``,
+  the repository's ``models/`` folder). The default is the full-int8 TFLite.
+  ``$AGEGENDER_MODEL`` overrides the default.
+* The YuNet face detector is looked up as ``--detector-model``, ``$AGEGENDER_DETECTOR``
+  or in the user cache (``~/.cache/agegender``). ``agegender models fetch`` downloads it
+  from the OpenCV model zoo into the cache and checks its sha256; nothing is ever
+  downloaded implicitly.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.request
+from importlib import resources
+from typing import Optional
+
+from agegender.edge.detectors import YUNET_FILE, YUNET_SHA256, YUNET_URL, cache_dir
+from agegender.edge.errors import AgeGenderError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "agegender_mnv2_128_int8.tflite"
+MODEL_ENV = "AGEGENDER_MODEL"
+MODEL_SUFFIXES = (".tflite", ".onnx", ".keras")
+
+
+def shipped_models_dir() -> str:
+    return str(resources.files("agegender.models"))
+
+
+def default_model_path() -> str:
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        if not os.path.isfile(env):
+            raise AgeGenderError(f"{env} (from ${MODEL_ENV}): model file not found")
+        return env
+    path = os.path.join(shipped_models_dir(), DEFAULT_MODEL)
+    if not os.path.isfile(path):
+        raise AgeGenderError(f"the default model {DEFAULT_MODEL} is not installed in {shipped_models_dir()}; "
+                             "pass --model FILE")
+    return path
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class InstalledModel:
+    name: str
+    kind: str  # "age/gender" or "face detector"
+    path: str
+    size_bytes: int
+    sha256: str
+    default: bool = False
+
+
+def list_models(detector_model: Optional[str] = None) -> list[InstalledModel]:
+    """Age/gender models shipped with the package and face detectors that can be found."""
+    out = []
+    folder = shipped_models_dir()
+    default = None
+    with contextlib.suppress(AgeGenderError):
+        default = os.path.abspath(default_model_path())
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name)
+        if name.endswith(MODEL_SUFFIXES):
+            out.append(InstalledModel(name, "age/gender", path, os.path.getsize(path), sha256_file(path),
+                                      os.path.abspath(path) == default))
+    candidates = [detector_model, os.environ.get("AGEGENDER_DETECTOR"), os.path.join(cache_dir(), YUNET_FILE)]
+    seen = set()
+    for path in candidates:
+        if path and os.path.isfile(path) and os.path.abspath(path) not in seen:
+            seen.add(os.path.abspath(path))
+            out.append(InstalledModel(os.path.basename(path), "face detector", path, os.path.getsize(path),
+                                      sha256_file(path)))
+    return out
+
+
+def fetch(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest_dir: Optional[str] = None,
+          name: str = YUNET_FILE, timeout: float = 60.0) -> str:
+    """Download a file into the cache, check its sha256, and only then move it into place."""
+    dest_dir = dest_dir or cache_dir()
+    os.makedirs(dest_dir, exist_ok=True)
+    dest = os.path.join(dest_dir, name)
+    if os.path.isfile(dest) and sha256_file(dest) == sha256:
+        log.info("%s is already in %s", name, dest_dir)
+        return dest
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=dest_dir)
+    try:
+        digest = hashlib.sha256()
+        log.info("downloading %s", url)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as f:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    digest.update(block)
+                    f.write(block)
+        except OSError as exc:
+            raise AgeGenderError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
+        if digest.hexdigest() != sha256:
+            raise AgeGenderError(f"{url}: checksum mismatch (got sha256 {digest.hexdigest()}, expected {sha256}); "
+                                 "the file was not installed")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

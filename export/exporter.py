@@ -1,0 +1,145 @@
+"""``agegender export``: Keras model -> verified TFLite/ONNX files with model cards.
+
+    export_model("models/agegender_mnv2_128.keras", formats, calib="UTKFace/", out="models/")
+
+1. load the Keras model and its training card (input contract, training command);
+2. pick calibration faces: a stratified, age-checked sample of the training split;
+3. write each format (atomically);
+4. verify each file with its edge backend against Keras on the test split;
+5. write a card (JSON + Markdown) for every file that passed, delete the ones that
+   failed, and return the table.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from agegender.edge.contract import InputContract
+from agegender.export import calibration as calib_mod
+from agegender.export.card import build_card, write_card
+from agegender.export.convert import FORMATS, ExportError, export_formats
+from agegender.export.verify import (DEFAULT_MAX_GENDER_DROP, DEFAULT_MAX_MAE_INCREASE, FormatCheck,
+                                     check_format, summarise, to_predictions)
+from agegender.train import data as data_mod
+from agegender.train.evaluate import batches
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ExportResult:
+    keras_metrics: dict
+    checks: list[FormatCheck]
+    split: str
+    n_images: int
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def table(self) -> str:
+        k = self.keras_metrics
+        lines = [f"Verified on the **{self.split}** split ({self.n_images} images).", "",
+                 "| format | file | size (MB) | age MAE | gender acc. | age-group acc. | MAE change vs Keras "
+                 "| gender change | max per-face age diff | verdict |",
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+                 f"| keras | - | - | {k.get('age_mae', float('nan')):.3f} | {k.get('gender_accuracy', 0):.2%} | "
+                 f"{k.get('age_group_accuracy', 0):.2%} | - | - | - | reference |"]
+        for c in self.checks:
+            m = c.metrics
+            size = os.path.getsize(c.path) / 1e6 if os.path.exists(c.path) else float("nan")
+            lines.append(
+                f"| {c.format} | `{os.path.basename(c.path)}` | {size:.2f} | {m.get('age_mae', float('nan')):.3f} | "
+                f"{m.get('gender_accuracy', 0):.2%} | {m.get('age_group_accuracy', 0):.2%} | "
+                f"{m.get('age_mae_change', 0):+.3f} | {m.get('gender_accuracy_change', 0) * 100:+.2f} pt | "
+                f"{c.max_abs_age_diff:.2f} | {'pass' if c.passed else 'FAIL: ' + c.reason} |")
+        return "\n".join(lines)
+
+
+def training_card_of(model_path: str) -> dict:
+    """The card written by training: model.json in a run folder, or <stem>.json beside the model."""
+    for candidate in (os.path.splitext(model_path)[0] + ".json",
+                      os.path.join(os.path.dirname(model_path), "model.json")):
+        if os.path.isfile(candidate):
+            with open(candidate) as f:
+                return json.load(f)
+    return {}
+
+
+def load_keras(model_path: str):
+    import keras
+
+    import agegender.train.losses  # noqa: F401  (custom objects)
+
+    if not os.path.isfile(model_path):
+        raise ExportError(f"{model_path}: model file not found")
+    return keras.models.load_model(model_path, compile=False)
+
+
+def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optional[str] = None,
+                 data: Optional[str] = None, split: str = "test", split_dir: Optional[str] = None,
+                 name: Optional[str] = None, calib_size: int = 300, max_images: Optional[int] = None,
+                 max_mae_increase: float = DEFAULT_MAX_MAE_INCREASE,
+                 max_gender_drop: float = DEFAULT_MAX_GENDER_DROP, command: str = "") -> ExportResult:
+    formats = list(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ExportError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    model = load_keras(model_path)
+    training = training_card_of(model_path)
+    size = int(model.input_shape[1])
+    contract = InputContract.from_dict(training["input"]) if training.get("input") else InputContract(size=size)
+    if contract.size != size:
+        raise ExportError(f"{model_path}: card says input {contract.size} px but the model takes {size} px")
+    outputs = list(model.output.keys()) if isinstance(model.output, dict) else list(model.output_names)
+
+    calib_records = None
+    calibration = None
+    if any(f.endswith("int8") for f in formats):
+        if not calib:
+            raise ExportError("int8 formats need --calib DIR: real faces spanning all ages (e.g. the UTKFace folder)")
+        calib_records = calib_mod.select_calibration(calib, calib_size, split_dir)
+        calibration = lambda: calib_mod.calibration_batches(calib_records, size)  # noqa: E731
+
+    stem = name or os.path.splitext(os.path.basename(model_path))[0]
+    written = export_formats(model, formats, out, stem, calibration)
+
+    data = data or calib
+    if not data:
+        raise ExportError("verification needs --data DIR (labelled faces with a test split)")
+    records, _ = data_mod.read_dataset(data, check_content=False)
+    records = data_mod.select_split(records, split, split_dir)
+    if max_images:
+        records = records[:: max(1, len(records) // max_images)][:max_images]
+    log.info("verifying on %d %s images", len(records), split)
+    images = np.concatenate(list(batches(records, size, 64)))
+    keras_outputs = {}
+    for start in range(0, len(images), 64):
+        out_batch = model(images[start:start + 64].astype(np.float32), training=False)
+        for k, v in out_batch.items():
+            keras_outputs.setdefault(k, []).append(np.asarray(v))
+    keras_outputs = {k: np.concatenate(v) for k, v in keras_outputs.items()}
+    keras_metrics = summarise(to_predictions(records, keras_outputs))
+
+    checks = []
+    for fmt, path in written.items():
+        check = check_format(fmt, path, records, images, keras_outputs, keras_metrics,
+                             max_mae_increase, max_gender_drop)
+        checks.append(check)
+        if check.passed:
+            metrics = {**check.metrics, "split": split, "n_images": len(records),
+                       "split_files": split_dir or "shipped UTKFace split files (agegender/train/splits/utkface)"}
+            input_dtype = "uint8" if fmt == "tflite-int8" else "float32"
+            card = build_card(path, fmt, contract, outputs, metrics, training, command,
+                              calib_mod.coverage(calib_records) if calib_records and fmt.endswith("int8") else None,
+                              input_dtype)
+            write_card(card, path)
+        else:
+            log.error("%s failed verification (%s): removing %s", fmt, check.reason, path)
+            os.unlink(path)
+    return ExportResult(keras_metrics, checks, split, len(records))

@@ -1,0 +1,1 @@
+"""Trained, quantized age/gender models shipped with agegender (see each model card)."""
