@@ -165,5 +165,5 @@ def open_model(path: str, threads: Optional[int] = None):
 
 
 def card_path(model_path: str) -> str:
-    """The JSON model card beside a model file: model.tflite -> model.json."""
-    return os.path.splitext(model_path)[0] + ".json"
+    """The JSON model card beside a model file: model_int8.tflite -> model_int8.tflite.json."""
+    return model_path + ".json"

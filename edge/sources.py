@@ -90,14 +90,14 @@ class VideoCapture:
             cap.release()
         return None
 
-    def _reconnect(self) -> bool:
-        """Reopen a live source with exponential backoff; False once reconnect_seconds are spent."""
+    def _reconnect(self, since: float) -> bool:
+        """Reopen a live source with exponential backoff; False once reconnect_seconds have
+        passed since the last good frame (a camera that opens but delivers nothing counts too)."""
         if self.cap is not None:
             self.cap.release()
             self.cap = None
-        deadline = time.monotonic() + self.reconnect_seconds
         delay = 0.25
-        while time.monotonic() < deadline:
+        while time.monotonic() - since < self.reconnect_seconds:
             log.warning("%s: no frames; reopening in %.1f s", self.name, delay)
             self._sleep(delay)
             self.cap = self._open()
@@ -110,14 +110,16 @@ class VideoCapture:
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
+        last_frame = time.monotonic()
         while True:
             ok, image = self.cap.read() if self.cap is not None else (False, None)
             if not ok or image is None:
                 if not self.live:
                     return  # end of the video file
-                if not self._reconnect():
+                if time.monotonic() - last_frame >= self.reconnect_seconds or not self._reconnect(last_frame):
                     raise SourceError(f"{self.name}: no frames for {self.reconnect_seconds:.0f} s; giving up")
                 continue
+            last_frame = time.monotonic()
             yield Frame(to_rgb_uint8(image), index, self.name)
             index += 1
 

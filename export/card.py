@@ -32,7 +32,7 @@ def build_card(model_path: str, fmt: str, contract: InputContract, outputs, metr
                training: Optional[dict] = None, export_command: str = "", calibration: Optional[dict] = None,
                input_dtype: str = "float32") -> dict:
     return {
-        "name": os.path.splitext(os.path.basename(model_path))[0],
+        "name": os.path.basename(model_path),
         "file": os.path.basename(model_path),
         "format": fmt,
         "size_bytes": os.path.getsize(model_path),
@@ -94,7 +94,7 @@ def card_markdown(card: dict) -> str:
 
 
 def write_card(card: dict, model_path: str) -> tuple[str, str]:
-    stem = os.path.splitext(model_path)[0]
-    atomic_write_bytes(stem + ".json", (json.dumps(card, indent=2) + "\n").encode())
-    atomic_write_bytes(stem + ".md", card_markdown(card).encode())
-    return stem + ".json", stem + ".md"
+    """model.tflite -> model.tflite.json (for programs) and model.tflite.md (for people)."""
+    atomic_write_bytes(model_path + ".json", (json.dumps(card, indent=2) + "\n").encode())
+    atomic_write_bytes(model_path + ".md", card_markdown(card).encode())
+    return model_path + ".json", model_path + ".md"

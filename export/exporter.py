@@ -62,8 +62,8 @@ class ExportResult:
 
 
 def training_card_of(model_path: str) -> dict:
-    """The card written by training: model.json in a run folder, or <stem>.json beside the model."""
-    for candidate in (os.path.splitext(model_path)[0] + ".json",
+    """The card written by training: <model>.keras.json beside the model, or model.json in a run folder."""
+    for candidate in (model_path + ".json",
                       os.path.join(os.path.dirname(model_path), "model.json")):
         if os.path.isfile(candidate):
             with open(candidate) as f:

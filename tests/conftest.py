@@ -45,16 +45,17 @@ def photos_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def utkface_sample(utkface_dir, tmp_path_factory) -> Path:
-    """A small UTKFace-style folder (symlinks to 96 real crops spread over ages, genders and
+    """A small UTKFace-style folder (symlinks to 128 real crops spread over ages, genders and
     splits), so tests read real faces without scanning 21,648 files."""
     from agegender.train import data
 
     names = sorted(os.listdir(utkface_dir))
     valid = [n for n in names if data.parse_utkface_name(n) and n.endswith(".jpg.chip.jpg")]
     by_split = {s: [n for n in valid if data.split_of(n) == s] for s in data.SPLITS}
-    chosen = by_split["train"][::len(by_split["train"]) // 64][:64]
-    chosen += by_split["val"][::len(by_split["val"]) // 16][:16]
-    chosen += by_split["test"][::len(by_split["test"]) // 16][:16]
+    chosen = []
+    for split, n in (("train", 96), ("val", 16), ("test", 16)):
+        records = [data.FaceRecord(name, *data.parse_utkface_name(name)) for name in by_split[split]]
+        chosen += [r.path for r in data.stratified_sample(records, n, seed=0)]
     folder = tmp_path_factory.mktemp("utkface_sample")
     for n in chosen:
         (folder / n).symlink_to(utkface_dir / n)

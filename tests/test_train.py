@@ -74,4 +74,4 @@ def test_evaluate_tiny_set(utkface_sample, tmp_path):
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 1000
     assert "Age groups" in (tmp_path / "eval" / "report.md").read_text()
     all_report = evaluate_model(str(tmp_path / "run" / "model.keras"), str(utkface_sample), split="all")
-    assert all_report.n_images == 96
+    assert all_report.n_images == 128

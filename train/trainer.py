@@ -314,7 +314,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec,
            contract: InputContract) -> dict:
     """model.keras (the best epoch) and its card."""
-    best = _load_checkpoint(run.path("best.keras"))
+    import agegender.train.losses  # noqa: F401  (registers the custom objects)
+
+    # the final model without optimizer state: a third of the checkpoint's size
+    best = keras.models.load_model(run.path("best.keras"), compile=False)
     atomic_save(best, run.path("model.keras"))
     card = {
         "model": "model.keras",
