@@ -189,8 +189,86 @@ def cmd_models(args) -> int:
     return 0
 
 
+# --- benchmark ------------------------------------------------------------------
+
+def frame_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
+    if w < 64 or h < 64:
+        raise argparse.ArgumentTypeError("frames must be at least 64x64")
+    return w, h
+
+
+def add_benchmark(sub, helpers) -> None:
+    p = sub.add_parser(
+        "benchmark", help="latency per face, frames per second end to end, memory",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Model-only latency (batch 1, after warm-up: mean/std/p50/p90/p99/max, init and\n"
+                    "first-inference time, size) for each model, then the full loop on synthetic frames\n"
+                    "built from real face crops with 1, 2 and 4 faces, per stage. Quote the medians.",
+        epilog="""examples:
+  agegender benchmark --threads 1 --crops $AGEGENDER_DATA --detector-model yunet.onnx
+  agegender benchmark --model models/agegender_mnv2_128_int8.tflite --runs 500 --json bench.json""")
+    p.add_argument("--model", action="append", default=None, help="model file (repeatable; default: all shipped)")
+    p.add_argument("--detector-model", default=None, help="YuNet .onnx for the end-to-end loop")
+    p.add_argument("--crops", default=None, help="folder of face crops for synthetic frames (default: $AGEGENDER_DATA)")
+    p.add_argument("--threads", type=helpers.positive_int, default=1, help="inference threads (default 1)")
+    p.add_argument("--warmup", type=helpers.non_negative_int, default=20)
+    p.add_argument("--runs", type=helpers.positive_int, default=200)
+    p.add_argument("--frames", type=helpers.positive_int, default=60, help="frames per end-to-end run")
+    p.add_argument("--frame-size", type=frame_size, default=(640, 480), help="WIDTHxHEIGHT (default 640x480)")
+    p.add_argument("--json", default=None, help="write the results as JSON")
+    p.add_argument("--markdown", default=None, help="write the results as Markdown")
+    p.set_defaults(func=cmd_benchmark)
+
+
+def cmd_benchmark(args) -> int:
+    import os
+
+    from agegender.edge import benchmark as B
+    from agegender.edge import zoo
+    from agegender.edge.estimator import Estimator
+    from agegender.edge.images import list_images, read_canonical
+
+    shipped = sorted((m for m in zoo.list_models() if m.kind == "age/gender"
+                      and m.path.endswith((".tflite", ".onnx"))), key=lambda m: not m.default)
+    models = args.model or [m.path for m in shipped]  # the default model first: it runs end to end
+    result = {"machine": B.machine_info(args.threads), "models": [], "end_to_end": {},
+              "frame_size": f"{args.frame_size[0]}x{args.frame_size[1]}"}
+    for path in models:
+        log.info("model-only: %s", path)
+        result["models"].append(dataclasses_asdict(B.benchmark_model(path, args.threads, args.warmup, args.runs)))
+    crops_dir = args.crops or os.environ.get("AGEGENDER_DATA")
+    if crops_dir:
+        crops = [read_canonical(p) for p in list_images(crops_dir)[:8]]
+        estimator = Estimator(model=models[0], detector=args.detector_model, threads=args.threads)
+        for faces in (1, 2, 4):
+            frames = B.synthetic_frames(crops, faces, args.frames, args.frame_size)
+            log.info("end to end: %d face(s) per frame", faces)
+            result["end_to_end"][str(faces)] = B.benchmark_end_to_end(estimator, frames)
+    else:
+        log.warning("no --crops folder (or $AGEGENDER_DATA): skipping the end-to-end loop")
+    result["peak_rss_mb"] = B.peak_rss_mb()
+    text = B.to_markdown(result)
+    print(text)
+    if args.json:
+        B.write_json(result, args.json)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+def dataclasses_asdict(obj):
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
 def add_edge_commands(sub, helpers) -> None:
-    for add in (add_run, add_predict, add_models):
+    for add in (add_run, add_predict, add_models, add_benchmark):
         add(sub, helpers)
 
 

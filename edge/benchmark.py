@@ -1,0 +1,163 @@
+"""``agegender benchmark``: model-only latency, end-to-end frame rate and memory.
+
+Model-only: one face crop at batch 1, after warm-up: mean, std, p50, p90, p99, max,
+plus init time, first-inference time and file size. End to end: the full loop
+(detect, align, infer, track, draw) on synthetic 640x480 frames built from real
+face crops (or on any source), with a per-stage breakdown. Peak RSS and a header
+naming the machine. Medians are the numbers to quote.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import resource
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from agegender.edge.backends import open_model
+
+
+def latency_stats(seconds: Sequence[float]) -> dict:
+    """Summary of latencies in milliseconds (percentiles by linear interpolation)."""
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    if ms.size == 0:
+        raise ValueError("no timings")
+    return {"runs": int(ms.size), "mean": float(ms.mean()), "std": float(ms.std()),
+            "p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
+            "p99": float(np.percentile(ms, 99)), "max": float(ms.max()), "min": float(ms.min())}
+
+
+def machine_info(threads: Optional[int]) -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [l.split(":", 1)[1].strip() for l in f if l.lower().startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "arch": platform.machine(),
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "threads": threads}
+    for module in ("numpy", "cv2", "ai_edge_litert", "onnxruntime"):
+        try:
+            info[module] = __import__(module).__version__
+        except (ImportError, AttributeError):
+            pass
+    for key, path in (("pi_clock_hz", "/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"),):
+        if os.path.exists(path):
+            info[key] = int(open(path).read().strip()) * 1000
+    return info
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@dataclasses.dataclass
+class ModelBenchmark:
+    model: str
+    size_mb: float
+    init_ms: float
+    first_ms: float
+    latency: dict
+
+
+def benchmark_model(path: str, threads: Optional[int], warmup: int, runs: int) -> ModelBenchmark:
+    t0 = time.perf_counter()
+    backend = open_model(path, threads)
+    init = time.perf_counter() - t0
+    size = backend.info.input_size
+    x = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+    t0 = time.perf_counter()
+    backend.predict(x)
+    first = time.perf_counter() - t0
+    for _ in range(warmup):
+        backend.predict(x)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        backend.predict(x)
+        times.append(time.perf_counter() - t0)
+    return ModelBenchmark(os.path.basename(path), os.path.getsize(path) / 1e6, init * 1000, first * 1000,
+                          latency_stats(times))
+
+
+def synthetic_frames(crops: Sequence[np.ndarray], faces: int, n: int, size=(640, 480), seed: int = 0):
+    """n frames of `faces` face crops pasted side by side on a plain background, drifting slowly."""
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    side = min(200, w // max(1, faces) - 10, h - 20)
+    frames = []
+    for i in range(n):
+        frame = np.full((h, w, 3), 100, np.uint8)
+        for k in range(faces):
+            crop = cv2.resize(crops[(i + k) % len(crops)], (side, side), interpolation=cv2.INTER_AREA)
+            x = 5 + k * (w // faces) + int(4 * np.sin(i / 5))
+            y = (h - side) // 2 + int(rng.integers(-3, 4))
+            frame[y:y + side, x:x + side] = crop
+        frames.append(frame)
+    return frames
+
+
+def benchmark_end_to_end(estimator, frames: Sequence[np.ndarray], warmup: int = 3) -> dict:
+    from agegender.edge.outputs import draw_faces
+    from agegender.edge.runner import smooth_faces
+    from agegender.edge.tracker import IoUTracker
+
+    tracker = IoUTracker()
+    for frame in frames[:warmup]:
+        estimator.predict(frame)
+    stages = {k: [] for k in ("detect", "align", "infer", "track", "draw", "total")}
+    faces_found = []
+    for frame in frames:
+        t0 = time.perf_counter()
+        faces = estimator.predict(frame)
+        t1 = time.perf_counter()
+        faces = smooth_faces(faces, tracker, estimator)
+        t2 = time.perf_counter()
+        draw_faces(frame, faces)
+        t3 = time.perf_counter()
+        for key, value in estimator.timings.items():
+            stages[key].append(value)
+        stages["track"].append(t2 - t1)
+        stages["draw"].append(t3 - t2)
+        stages["total"].append(t3 - t0)
+        faces_found.append(len(faces))
+    out = {k: float(np.median(v) * 1000) for k, v in stages.items()}
+    out["fps_p50"] = 1000.0 / out["total"] if out["total"] > 0 else 0.0
+    out["faces_found_mean"] = float(np.mean(faces_found))
+    return out
+
+
+def to_markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('arch')}, {m.get('os')}, Python "
+             f"{m.get('python')}, threads {m.get('threads')}; "
+             + ", ".join(f"{k} {m[k]}" for k in ("ai_edge_litert", "onnxruntime", "cv2") if k in m), "",
+             "| model | size (MB) | init (ms) | first (ms) | mean | std | p50 | p90 | p99 | max |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["models"]:
+        lat = r["latency"]
+        lines.append(f"| {r['model']} | {r['size_mb']:.2f} | {r['init_ms']:.1f} | {r['first_ms']:.1f} | "
+                     + " | ".join(f"{lat[k]:.2f}" for k in ("mean", "std", "p50", "p90", "p99", "max")) + " |")
+    if result.get("end_to_end"):
+        lines += ["", f"End to end ({result['frame_size']} frames, median ms per frame):", "",
+                  "| faces | detect | align | infer | track | draw | total | FPS (p50) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for faces, r in result["end_to_end"].items():
+            lines.append(f"| {faces} | " + " | ".join(f"{r[k]:.2f}" for k in
+                                                      ("detect", "align", "infer", "track", "draw", "total"))
+                         + f" | {r['fps_p50']:.1f} |")
+    lines += ["", f"Peak RSS: {result['peak_rss_mb']:.0f} MB"]
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
