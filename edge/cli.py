@@ -51,8 +51,7 @@ def positive_int(text: str) -> int:
 
 
 def non_negative_int(text: str) -> int:
-    value = positive_int(text) if text.strip() != "0" else 0
-    return value
+    return 0 if text.strip() == "0" else positive_int(text)
 
 
 def positive_float(text: str) -> float:
@@ -72,6 +71,11 @@ def image_size(text: str) -> int:
     return value
 
 
+def add_command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand whose description and examples keep their line breaks in --help."""
+    return sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
 def require_training_stack(command: str) -> None:
     """Refuse a desktop-side command with an install hint when TensorFlow/Keras are missing."""
     missing = [name for name in ("tensorflow", "keras") if importlib.util.find_spec(name) is None]
@@ -85,9 +89,8 @@ def require_training_stack(command: str) -> None:
 # --- train --------------------------------------------------------------------
 
 def add_train(sub) -> None:
-    p = sub.add_parser(
-        "train", help="train a model (needs .[train])",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        sub, "train", help="train a model (needs .[train])",
         description="Train an age/gender model on a UTKFace folder or a CSV of labelled faces.",
         epilog="""examples:
   # the shipped model: MobileNetV2, 2 frozen-backbone epochs then fine-tuning
@@ -156,9 +159,8 @@ def cmd_train(args) -> int:
 # --- evaluate -----------------------------------------------------------------
 
 def add_evaluate(sub) -> None:
-    p = sub.add_parser(
-        "evaluate", help="score a model on a split (needs .[train] for .keras models)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        sub, "evaluate", help="score a model on a split (needs .[train] for .keras models)",
         description="Score a model: age MAE overall and per age band, age-group accuracy with\n"
                     "per-class precision/recall/F1 and a confusion matrix, gender accuracy/\n"
                     "precision/recall/F1, and all of it split by gender and by race (bias).",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -31,9 +32,8 @@ def make_estimator(args):
 # --- run ------------------------------------------------------------------------
 
 def add_run(sub, helpers) -> None:
-    p = sub.add_parser(
-        "run", help="the camera loop: live age/gender on a camera, video or pictures",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = helpers.add_command(
+        sub, "run", help="the camera loop: live age/gender on a camera, video or pictures",
         description="Detect faces, align them like the training crops, estimate age and gender,\n"
                     "track faces across frames and smooth their numbers. Shows live FPS.",
         epilog="""examples:
@@ -87,9 +87,8 @@ def cmd_run(args) -> int:
 # --- predict ----------------------------------------------------------------------
 
 def add_predict(sub, helpers) -> None:
-    p = sub.add_parser(
-        "predict", help="age/gender for still pictures (files, folders, globs)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = helpers.add_command(
+        sub, "predict", help="age/gender for still pictures (files, folders, globs)",
         description="Estimate age and gender for every face in still pictures.",
         epilog="""examples:
   agegender predict group_photo.jpg
@@ -153,9 +152,8 @@ def cmd_predict(args) -> int:
 # --- models -----------------------------------------------------------------------
 
 def add_models(sub, helpers) -> None:
-    p = sub.add_parser(
-        "models", help="list installed models, or fetch the YuNet face detector",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = helpers.add_command(
+        sub, "models", help="list installed models, or fetch the YuNet face detector",
         description="`agegender models list` shows the installed age/gender models and face detectors,\n"
                     "with sizes and sha256 checksums. `agegender models fetch` downloads the YuNet face\n"
                     "detector from the OpenCV model zoo into the user cache and checks its sha256.",
@@ -202,9 +200,8 @@ def frame_size(text: str) -> tuple[int, int]:
 
 
 def add_benchmark(sub, helpers) -> None:
-    p = sub.add_parser(
-        "benchmark", help="latency per face, frames per second end to end, memory",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = helpers.add_command(
+        sub, "benchmark", help="latency per face, frames per second end to end, memory",
         description="Model-only latency (batch 1, after warm-up: mean/std/p50/p90/p99/max, init and\n"
                     "first-inference time, size) for each model, then the full loop on synthetic frames\n"
                     "built from real face crops with 1, 2 and 4 faces, per stage. Quote the medians.",
@@ -239,7 +236,7 @@ def cmd_benchmark(args) -> int:
               "frame_size": f"{args.frame_size[0]}x{args.frame_size[1]}"}
     for path in models:
         log.info("model-only: %s", path)
-        result["models"].append(dataclasses_asdict(B.benchmark_model(path, args.threads, args.warmup, args.runs)))
+        result["models"].append(dataclasses.asdict(B.benchmark_model(path, args.threads, args.warmup, args.runs)))
     crops_dir = args.crops or os.environ.get("AGEGENDER_DATA")
     if crops_dir:
         crops = [read_canonical(p) for p in list_images(crops_dir)[:8]]
@@ -259,12 +256,6 @@ def cmd_benchmark(args) -> int:
         with open(args.markdown, "w") as f:
             f.write(text + "\n")
     return 0
-
-
-def dataclasses_asdict(obj):
-    import dataclasses
-
-    return dataclasses.asdict(obj)
 
 
 def add_edge_commands(sub, helpers) -> None:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from agegender.edge.errors import AgeGenderError
+from agegender.edge.files import file_from
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,9 @@ def cache_dir() -> str:
 
 def find_yunet(explicit: Optional[str] = None) -> Optional[str]:
     """The YuNet model path: explicit > $AGEGENDER_DETECTOR > user cache; None if none exists."""
-    if explicit:
-        if not os.path.isfile(explicit):
-            raise AgeGenderError(f"{explicit}: detector model not found")
-        return explicit
-    env = os.environ.get(DETECTOR_ENV)
-    if env:
-        if not os.path.isfile(env):
-            raise AgeGenderError(f"{env} (from ${DETECTOR_ENV}): detector model not found")
-        return env
+    found = file_from(explicit, DETECTOR_ENV, "detector model")
+    if found:
+        return found
     cached = os.path.join(cache_dir(), YUNET_FILE)
     return cached if os.path.isfile(cached) else None
 

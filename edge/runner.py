@@ -15,6 +15,7 @@ import time
 from typing import Callable, Optional
 
 from agegender.edge.estimator import Estimator, Face
+from agegender.edge.outputs import draw_faces
 from agegender.edge.postprocess import GENDER_LABELS
 from agegender.edge.tracker import IoUTracker
 
@@ -95,8 +96,6 @@ def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None,
             if on_result is not None:
                 on_result(frame, faces)
             if frame.image is not None and (output is not None or window is not None):
-                from agegender.edge.outputs import draw_faces
-
                 sequential = getattr(source, "sequential", False)
                 annotated = draw_faces(frame.image, faces, fps if sequential else None)
                 if output is not None:

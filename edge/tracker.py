@@ -10,9 +10,7 @@ and of the female probability, so the numbers on the overlay do not flicker.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
-
-import numpy as np
+from typing import Sequence
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -22,6 +22,7 @@ from typing import Optional
 
 from agegender.edge.detectors import YUNET_FILE, YUNET_SHA256, YUNET_URL, cache_dir
 from agegender.edge.errors import AgeGenderError
+from agegender.edge.files import file_from, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +36,14 @@ def shipped_models_dir() -> str:
 
 
 def default_model_path() -> str:
-    env = os.environ.get(MODEL_ENV)
-    if env:
-        if not os.path.isfile(env):
-            raise AgeGenderError(f"{env} (from ${MODEL_ENV}): model file not found")
-        return env
+    found = file_from(None, MODEL_ENV, "model file")
+    if found:
+        return found
     path = os.path.join(shipped_models_dir(), DEFAULT_MODEL)
     if not os.path.isfile(path):
         raise AgeGenderError(f"the default model {DEFAULT_MODEL} is not installed in {shipped_models_dir()}; "
                              "pass --model FILE")
     return path
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclasses.dataclass

@@ -1,13 +1,12 @@
 """Model cards: a JSON for programs and a Markdown page for people, beside each model file."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Optional
 
 from agegender.edge.contract import AGE_BINS, InputContract
-from agegender.export.convert import atomic_write_bytes
+from agegender.edge.files import atomic_write_bytes, sha256_file
 
 LICENCE = ("Trained on UTKFace (Zhang, Song, Qi, CVPR 2017), which is available for non-commercial "
            "research purposes only: this model inherits that restriction.")
@@ -20,14 +19,6 @@ OUTPUTS = {
 }
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_card(model_path: str, fmt: str, contract: InputContract, outputs, metrics: dict,
                training: Optional[dict] = None, export_command: str = "", calibration: Optional[dict] = None,
                input_dtype: str = "float32") -> dict:
@@ -36,7 +27,7 @@ def build_card(model_path: str, fmt: str, contract: InputContract, outputs, metr
         "file": os.path.basename(model_path),
         "format": fmt,
         "size_bytes": os.path.getsize(model_path),
-        "sha256": sha256_of(model_path),
+        "sha256": sha256_file(model_path),
         "input": {**contract.to_dict(), "name": "image", "dtype": input_dtype},
         "outputs": {name: OUTPUTS[name] for name in outputs},
         "age_groups": dict(zip(contract.age_groups.names, contract.age_groups.lower_bounds)),
@@ -63,7 +54,7 @@ def card_markdown(card: dict) -> str:
         f"moved down {inp['box_shift']} box heights", "",
         "## Outputs", "",
         *[f"- `{name}`: {text}" for name, text in card["outputs"].items()],
-        f"- age groups (derived from the age distribution): "
+        "- age groups (derived from the age distribution): "
         + ", ".join(f"{k} {v}+" for k, v in card["age_groups"].items()), "",
         "## Metrics", "",
     ]

@@ -1,7 +1,6 @@
 """The ``agegender export`` subcommand (argument parsing only; the work is in exporter.py)."""
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 
@@ -9,9 +8,8 @@ from agegender.export.convert import FORMATS
 
 
 def add_export(sub, helpers) -> None:
-    p = sub.add_parser(
-        "export", help="export a Keras model to verified TFLite/ONNX files (needs .[train])",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = helpers.add_command(
+        sub, "export", help="export a Keras model to verified TFLite/ONNX files (needs .[train])",
         description="Convert a trained .keras model to the files the edge runtime runs, verify each one\n"
                     "against Keras on the test split, and write a model card (JSON + Markdown) for each.",
         epilog=f"""formats: {', '.join(FORMATS)}

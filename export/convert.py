@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from agegender.edge.errors import AgeGenderError
+from agegender.edge.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +44,6 @@ def file_name(stem: str, fmt: str) -> str:
     """agegender_mnv2_128 + tflite-int8 -> agegender_mnv2_128_int8.tflite"""
     family, precision = fmt.split("-")
     return f"{stem}_{precision}{EXTENSIONS[family]}"
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write to a temporary file beside the target, fsync, then rename over it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_move(src: str, path: str) -> None:

@@ -72,13 +72,11 @@ def training_card_of(model_path: str) -> dict:
 
 
 def load_keras(model_path: str):
-    import keras
-
-    import agegender.train.losses  # noqa: F401  (custom objects)
+    from agegender.train.losses import load_model
 
     if not os.path.isfile(model_path):
         raise ExportError(f"{model_path}: model file not found")
-    return keras.models.load_model(model_path, compile=False)
+    return load_model(model_path, compile=False)
 
 
 def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optional[str] = None,

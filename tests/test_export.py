@@ -98,7 +98,7 @@ def test_calibration_coverage_is_checked():
 
 
 def test_atomic_write_leaves_no_file_on_failure(tmp_path, monkeypatch):
-    from agegender.export import convert
+    from agegender.edge import files as convert
 
     target = tmp_path / "model.tflite"
 

@@ -173,13 +173,11 @@ def predict_records(predictor: Predictor, records: Sequence, img_size: int,
 def load_predictor(model_path: str, threads: Optional[int] = None) -> tuple[Predictor, int]:
     """(batch -> outputs, input size) for a .keras, .tflite or .onnx model."""
     if model_path.endswith(".keras"):
-        import keras
-
-        import agegender.train.losses  # noqa: F401  (custom objects)
+        from agegender.train.losses import load_model
 
         if not os.path.isfile(model_path):
             raise data_mod.DatasetError(f"{model_path}: model file not found")
-        model = keras.models.load_model(model_path, compile=False)
+        model = load_model(model_path, compile=False)
         size = int(model.input_shape[1])
 
         def keras_predict(batch):

@@ -63,9 +63,3 @@ def binary_scores(true, pred) -> dict:
     return {"accuracy": _ratio((true == pred).sum(), true.size), "precision": precision,
             "recall": recall, "f1": _ratio(2 * precision * recall, precision + recall), "n": int(true.size)}
 
-
-def expectation_and_std(distribution: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of (N, K) distributions over ages 0..K-1."""
-    from agegender.edge.postprocess import age_mean_std
-
-    return age_mean_std(distribution)

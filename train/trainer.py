@@ -33,9 +33,10 @@ import keras
 import numpy as np
 
 from agegender.edge.contract import InputContract
+from agegender.edge.files import atomic_write_bytes
 from agegender.train import data as data_mod
 from agegender.train.dataset import FaceSequence
-from agegender.train.losses import AgeDistributionLoss, AgeMAE
+from agegender.train.losses import AgeDistributionLoss, AgeMAE, load_model
 from agegender.train.models import (TASK_OUTPUTS, ModelSpec, build_model, count_params,
                                     set_backbone_trainable)
 
@@ -136,12 +137,7 @@ def atomic_save(model: keras.Model, path: str) -> None:
 
 
 def atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.partial"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode())
 
 
 class RunFolder:
@@ -244,12 +240,6 @@ def load_splits(config: TrainConfig):
     return train, val, report
 
 
-def _load_checkpoint(path: str) -> keras.Model:
-    import agegender.train.losses  # noqa: F401  (registers the custom objects)
-
-    return keras.models.load_model(path)
-
-
 def train(config: TrainConfig, resume: bool = False) -> dict:
     """Train (or resume) a run; returns its final state."""
     run = RunFolder(config.out)
@@ -276,7 +266,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         if state.get("stopped_early") or start_epoch >= config.total_epochs:
             log.info("run already finished (%d epochs)", start_epoch)
             return finish(run, config, state, spec, contract)
-        model = _load_checkpoint(run.path("checkpoint.keras"))
+        model = load_model(run.path("checkpoint.keras"))
         log.info("resuming %s after epoch %d", config.out, start_epoch)
     else:
         state = {"epochs_done": 0, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -314,10 +304,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec,
            contract: InputContract) -> dict:
     """model.keras (the best epoch) and its card."""
-    import agegender.train.losses  # noqa: F401  (registers the custom objects)
-
     # the final model without optimizer state: a third of the checkpoint's size
-    best = keras.models.load_model(run.path("best.keras"), compile=False)
+    best = load_model(run.path("best.keras"), compile=False)
     atomic_save(best, run.path("model.keras"))
     card = {
         "model": "model.keras",

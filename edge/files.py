@@ -1,0 +1,46 @@
+"""Small file helpers shared by training, export and the runtime: atomic writes, checksums, lookups."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from typing import Optional
+
+from agegender.edge.errors import AgeGenderError
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write to a temporary file beside the target, fsync, then rename over it: readers never
+    see half a file, and an interrupted write leaves no file at all."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_from(explicit: Optional[str], env_var: str, what: str) -> Optional[str]:
+    """An explicit path, else $env_var; an error naming the origin when the file is missing."""
+    for path, origin in ((explicit, ""), (os.environ.get(env_var), f" (from ${env_var})")):
+        if path:
+            if not os.path.isfile(path):
+                raise AgeGenderError(f"{path}{origin}: {what} not found")
+            return path
+    return None
