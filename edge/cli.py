@@ -88,21 +88,8 @@ def require_training_stack(command: str) -> None:
 
 # --- train --------------------------------------------------------------------
 
-def add_train(sub) -> None:
-    p = add_command(
-        sub, "train", help="train a model (needs .[train])",
-        description="Train an age/gender model on a UTKFace folder or a CSV of labelled faces.",
-        epilog="""examples:
-  # the shipped model: MobileNetV2, 2 frozen-backbone epochs then fine-tuning
-  agegender train --data $AGEGENDER_DATA --arch mobilenetv2 \\
-      --weights mobilenet_v2_1.0_224_no_top.h5 --img-size 128 --epochs 15 --out runs/mnv2
-  # a compact CNN from scratch
-  agegender train --data $AGEGENDER_DATA --arch cnn --img-size 96 --epochs 20 --out runs/cnn
-  # continue an interrupted run where it stopped
-  agegender train --resume --out runs/mnv2 ...same options...
-
-The run folder gets config.json, state.json, checkpoint.keras (every epoch),
-best.keras, history.csv, curves.png, and at the end model.keras + model.json.""")
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """The options shared by `train` and `bias`."""
     p.add_argument("--data", default=None, help="UTKFace folder or CSV file,age,gender[,race] "
                    "(default: $AGEGENDER_DATA)")
     p.add_argument("--arch", default="mobilenetv2",
@@ -119,12 +106,38 @@ best.keras, history.csv, curves.png, and at the end model.keras + model.json."""
     p.add_argument("--finetune-lr", type=positive_float, default=2e-4, help="peak fine-tuning learning rate")
     p.add_argument("--patience", type=positive_int, default=5, help="early-stopping patience, in epochs")
     p.add_argument("--weights", default=None,
-                   help="ImageNet MobileNetV2 .h5 (mobilenetv2) or pretrained autoencoder .keras")
+                   help="ImageNet MobileNetV2 .h5 (mobilenetv2), or a pretrained encoder.keras (autoencoder; "
+                        "without it the autoencoder is pretrained first, into OUT/autoencoder)")
+    p.add_argument("--ae-epochs", type=positive_int, default=5,
+                   help="autoencoder pretraining epochs (--arch autoencoder without --weights; default %(default)s)")
     p.add_argument("--width", type=positive_int, default=32, help="base channels of the scratch CNNs (default %(default)s)")
     p.add_argument("--split-dir", default=None, help="folder with train/val/test.txt (default: shipped UTKFace split)")
+    p.add_argument("--align-detector", default=None, metavar="YUNET.onnx",
+                   help="re-align every crop by this YuNet file's landmarks exactly as the runtime aligns camera "
+                        "faces, and augment along the camera path (landmarks cached in the user cache)")
+    p.add_argument("--init-from", default=None, metavar="MODEL.keras",
+                   help="start from this model's weights (same --arch/--task/--img-size), e.g. to adapt a model")
     p.add_argument("--max-images", type=positive_int, default=None, help="use at most N training images (smoke runs)")
     p.add_argument("--workers", type=positive_int, default=2, help="data-loading threads")
     p.add_argument("--seed", type=int, default=1)
+
+
+def add_train(sub) -> None:
+    p = add_command(
+        sub, "train", help="train a model (needs .[train])",
+        description="Train an age/gender model on a UTKFace folder or a CSV of labelled faces.",
+        epilog="""examples:
+  # the shipped model: MobileNetV2, 2 frozen-backbone epochs then fine-tuning
+  agegender train --data $AGEGENDER_DATA --arch mobilenetv2 \\
+      --weights mobilenet_v2_1.0_224_no_top.h5 --img-size 128 --epochs 15 --out runs/mnv2
+  # a compact CNN from scratch
+  agegender train --data $AGEGENDER_DATA --arch cnn --img-size 96 --epochs 20 --out runs/cnn
+  # continue an interrupted run where it stopped
+  agegender train --resume --out runs/mnv2 ...same options...
+
+The run folder gets config.json, state.json, checkpoint.keras (every epoch),
+best.keras, history.csv, curves.png, and at the end model.keras + model.json.""")
+    add_training_options(p)
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished epoch")
     p.set_defaults(func=cmd_train)
@@ -141,18 +154,26 @@ def data_arg(args) -> str:
     return data
 
 
-def cmd_train(args) -> int:
-    data = data_arg(args)
-    require_training_stack("train")
-    from agegender.train.trainer import TrainConfig, train
+def training_config(args, data: str, **overrides):
+    from agegender.train.trainer import TrainConfig
 
-    config = TrainConfig(
+    fields = dict(
         data=data, out=args.out, arch=args.arch, task=args.task, img_size=args.img_size,
         epochs=args.epochs, head_epochs=args.head_epochs, batch_size=args.batch_size, lr=args.lr,
         finetune_lr=args.finetune_lr, weights=args.weights, width=args.width, patience=args.patience, seed=args.seed,
         split_dir=args.split_dir, max_images=args.max_images, workers=args.workers,
+        align_detector=args.align_detector, init_from=args.init_from, ae_epochs=args.ae_epochs,
         command=shlex.join(["agegender"] + sys.argv[1:]))
-    state = train(config, resume=args.resume)
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+def cmd_train(args) -> int:
+    data = data_arg(args)
+    require_training_stack("train")
+    from agegender.train.trainer import train
+
+    state = train(training_config(args, data), resume=args.resume)
     return 0 if state.get("finished") else 1
 
 
@@ -177,6 +198,9 @@ Writes metrics.json, report.md and confusion.png in --out.""")
     p.add_argument("--out", default=None, help="report folder (default: print only)")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--max-images", type=positive_int, default=None, help="score at most N images")
+    p.add_argument("--align-detector", default=None, metavar="YUNET.onnx",
+                   help="re-align each crop by its landmarks as the runtime does (for models trained with "
+                        "--align-detector); default: score the crops as given")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -187,8 +211,41 @@ def cmd_evaluate(args) -> int:
     from agegender.train.evaluate import evaluate_model
 
     report = evaluate_model(args.model, data, split=args.split, split_dir=args.split_dir, out=args.out,
-                            batch_size=args.batch_size, max_images=args.max_images)
+                            batch_size=args.batch_size, max_images=args.max_images,
+                            align_detector=args.align_detector)
     print(report.summary())
+    return 0
+
+
+# --- bias -----------------------------------------------------------------------
+
+def add_bias(sub) -> None:
+    p = add_command(
+        sub, "bias", help="gender-bias study: male-only vs mixed training (needs .[train])",
+        description="Train two identical models on training-split subsets of the same size, (a) men\n"
+                    "only and (b) half men, half women, score both on the same mixed test split, and\n"
+                    "report age-group accuracy/precision/recall/F1, age MAE and gender accuracy,\n"
+                    "overall and per gender and race: does a model trained on one gender generalise?",
+        epilog="""example:
+  agegender bias --data $AGEGENDER_DATA --arch cnn --width 16 --img-size 64 --epochs 8 --out runs/bias
+
+Writes OUT/male_only and OUT/mixed (two ordinary run folders; an interrupted study
+resumes where it stopped), and OUT/bias.md, bias.json and bias.png.""")
+    add_training_options(p)
+    p.add_argument("--size", type=positive_int, default=None,
+                   help="faces per training set (default: every man of the training split, capped so the "
+                        "mixed set can be half women)")
+    p.add_argument("--out", required=True, help="study folder")
+    p.set_defaults(func=cmd_bias, arch="cnn", img_size=64, epochs=8)
+
+
+def cmd_bias(args) -> int:
+    data = data_arg(args)
+    require_training_stack("bias")
+    from agegender.train.bias import run_bias_study
+
+    report = run_bias_study(training_config(args, data), args.out, size=args.size, seed=args.seed)
+    print(report.to_markdown())
     return 0
 
 
@@ -204,7 +261,7 @@ def _add_edge(sub) -> None:
     add_edge_commands(sub, sys.modules[__name__])
 
 
-COMMANDS = [_add_edge, add_train, add_evaluate, _add_export]
+COMMANDS = [_add_edge, add_train, add_evaluate, add_bias, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -249,3 +249,11 @@ def face_input(image_rgb: np.ndarray, contract: InputContract, landmarks=None, b
     else:
         raise ValueError("need landmarks or a box to cut a face")
     return crop_to_input(warp_to_canonical(image_rgb, matrix, contract), contract.size)
+
+
+def canonical_input(crop: np.ndarray, contract: InputContract, landmarks=None) -> np.ndarray:
+    """The model input for a canonical (UTKFace-style) crop: resized as it is, or, given the
+    crop's own landmarks, re-aligned onto the template exactly as a camera face would be."""
+    if landmarks is None:
+        return crop_to_input(crop, contract.size)
+    return face_input(crop, contract, landmarks=landmarks)

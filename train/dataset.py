@@ -5,6 +5,12 @@ JAX). Images are read from disk batch by batch, never held in memory; OpenCV
 releases the GIL, so the worker threads keep both cores busy while the model
 trains. Every image goes through ``agegender.edge.contract.crop_to_input``, the
 same function the edge runtime uses.
+
+With ``landmarks`` (found once per crop by the runtime's detector, see
+``agegender.train.landmarks``), every crop is re-aligned exactly as the runtime aligns a
+camera face (``face_input``), and training augmentation imitates the camera path: the
+face shrunk or enlarged and rotated as in a frame, its landmarks moved with it plus
+detector noise, then aligned back. The model then sees in training what it sees on a Pi.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import cv2
 import keras
 import numpy as np
 
-from agegender.edge.contract import crop_to_input
+from agegender.edge.contract import InputContract, canonical_input, crop_to_input, face_input
 from agegender.edge.images import read_canonical
 from agegender.train.data import FaceRecord
 
@@ -30,11 +36,41 @@ def augment(image: np.ndarray, rng: np.random.Generator, max_shift: float = 0.05
     matrix[:, 2] += rng.uniform(-max_shift, max_shift, size=2) * size
     out = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT_101)
+    return photometric(out, rng, brightness)
+
+
+def photometric(image: np.ndarray, rng: np.random.Generator, brightness: float = 0.2) -> np.ndarray:
+    """Random horizontal flip, brightness and contrast."""
     if rng.random() < 0.5:
-        out = out[:, ::-1]
+        image = image[:, ::-1]
     gain = 1.0 + rng.uniform(-brightness, brightness)
     bias = rng.uniform(-brightness, brightness) * 64
-    return np.clip(out.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+    return np.clip(image.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+
+
+def camera_view(crop: np.ndarray, landmarks: np.ndarray, contract: InputContract,
+                rng: np.random.Generator, scale_range=(0.45, 1.4), max_rotation: float = 15.0,
+                landmark_noise: float = 0.012) -> np.ndarray:
+    """The model input the runtime would cut from a camera frame showing this crop.
+
+    The crop is resized (INTER_AREA when shrinking, like a camera's lower resolution),
+    padded with mirrored context and rotated; its landmarks follow, plus Gaussian noise of
+    ``landmark_noise`` x face size (detector jitter); ``face_input`` aligns it back.
+    """
+    size = crop.shape[0]
+    scale = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
+    side = max(16, int(round(size * scale)))
+    scaled = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA if side < size else cv2.INTER_LINEAR)
+    pad = side // 3
+    frame = cv2.copyMakeBorder(scaled, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    centre = (frame.shape[1] / 2, frame.shape[0] / 2)
+    rotation = cv2.getRotationMatrix2D(centre, rng.uniform(-max_rotation, max_rotation), 1.0)
+    frame = cv2.warpAffine(frame, rotation, frame.shape[1::-1], flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT_101)
+    points = np.asarray(landmarks, np.float32) * (side / size) + pad
+    points = points @ rotation[:, :2].T + rotation[:, 2]
+    points = points + rng.normal(0.0, landmark_noise * side, size=points.shape)
+    return face_input(frame, contract, landmarks=points)
 
 
 class FaceSequence(keras.utils.PyDataset):
@@ -43,7 +79,8 @@ class FaceSequence(keras.utils.PyDataset):
     def __init__(self, records: Sequence[FaceRecord], img_size: int, batch_size: int = 64,
                  augment_images: bool = False, shuffle: bool = False, seed: int = 0,
                  outputs: Sequence[str] = ("age", "gender"), workers: int = 2,
-                 max_queue_size: int = 8, label_fn=None):
+                 max_queue_size: int = 8, label_fn=None, landmarks: Optional[dict] = None,
+                 camera_fraction: float = 0.8):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         self.records = list(records)
         self.img_size = img_size
@@ -52,6 +89,9 @@ class FaceSequence(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.outputs = tuple(outputs)
         self.label_fn = label_fn
+        self.landmarks = landmarks or {}
+        self.camera_fraction = camera_fraction
+        self.contract = InputContract(size=img_size)
         self._seed = seed
         self._epoch = 0
         self._order = np.arange(len(self.records))
@@ -70,11 +110,17 @@ class FaceSequence(keras.utils.PyDataset):
         rng = np.random.default_rng((self._seed, self._epoch, index))
         batch = np.empty((len(idx), self.img_size, self.img_size, 3), np.uint8)
         for i, j in enumerate(idx):
-            image = read_canonical(self.records[j].path)
-            if self.augment_images:
-                image = augment(image, rng)
-            batch[i] = crop_to_input(image, self.img_size)
+            batch[i] = self.model_input(self.records[j], rng)
         return batch
+
+    def model_input(self, record, rng: np.random.Generator) -> np.ndarray:
+        image = read_canonical(record.path)
+        points = self.landmarks.get(record.name)
+        if not self.augment_images:
+            return canonical_input(image, self.contract, points)
+        if points is not None and rng.random() < self.camera_fraction:
+            return photometric(camera_view(image, points, self.contract, rng), rng)
+        return crop_to_input(augment(image, rng), self.img_size)
 
     def labels(self, index: int) -> dict:
         idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from agegender.edge.contract import AgeGroups, crop_to_input
+from agegender.edge.contract import AgeGroups, InputContract, canonical_input
 from agegender.edge.images import read_canonical
 from agegender.edge.postprocess import age_mean_std
 from agegender.train import data as data_mod
@@ -149,18 +149,21 @@ def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
     return out
 
 
-def batches(records: Sequence, img_size: int, batch_size: int):
+def batches(records: Sequence, img_size: int, batch_size: int, landmarks: Optional[dict] = None):
+    contract = InputContract(size=img_size)
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
-        yield np.stack([crop_to_input(read_canonical(r.path), img_size) for r in chunk])
+        yield np.stack([canonical_input(read_canonical(r.path), contract, (landmarks or {}).get(r.name))
+                        for r in chunk])
 
 
 def predict_records(predictor: Predictor, records: Sequence, img_size: int,
-                    batch_size: int = 64, progress_every: int = 20) -> Predictions:
+                    batch_size: int = 64, progress_every: int = 20,
+                    landmarks: Optional[dict] = None) -> Predictions:
     outs: dict[str, list] = {}
     n_batches = (len(records) + batch_size - 1) // batch_size
     started = time.time()
-    for i, batch in enumerate(batches(records, img_size, batch_size)):
+    for i, batch in enumerate(batches(records, img_size, batch_size, landmarks)):
         for name, value in predictor(batch).items():
             outs.setdefault(name, []).append(np.asarray(value))
         if progress_every and (i + 1) % progress_every == 0:
@@ -198,15 +201,20 @@ def load_predictor(model_path: str, threads: Optional[int] = None) -> tuple[Pred
 
 def evaluate_model(model_path: str, data: str, split: str = "test", split_dir: Optional[str] = None,
                    out: Optional[str] = None, batch_size: int = 64, max_images: Optional[int] = None,
-                   groups: AgeGroups = AgeGroups()) -> EvaluationReport:
+                   groups: AgeGroups = AgeGroups(), align_detector: Optional[str] = None) -> EvaluationReport:
     records, read_report = data_mod.read_dataset(data)
     records = data_mod.select_split(records, split, split_dir)
     if max_images:
         records = records[:max_images]
     log.info("scoring %s on %d %s images", model_path, len(records), split)
+    landmarks = None
+    if align_detector:
+        from agegender.train.landmarks import load_landmarks
+        landmarks = load_landmarks(records, data, align_detector)
     predictor, size = load_predictor(model_path)
-    pred = predict_records(predictor, records, size, batch_size)
+    pred = predict_records(predictor, records, size, batch_size, landmarks=landmarks)
     metrics = compute_metrics(pred, groups)
+    metrics["alignment"] = ("crops re-aligned by their landmarks" if landmarks is not None else "crops as given")
     metrics["split_dir"] = split_dir or ("shipped UTKFace split" if split != "all" else None)
     metrics["skipped_inputs"] = dict(read_report.skipped)
     report = EvaluationReport(model_path, split, len(records), metrics)

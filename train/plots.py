@@ -60,19 +60,24 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: str, title: 
     _save(fig, path)
 
 
-def plot_grouped_bars(groups: Sequence[str], series: dict, path: str, ylabel: str, title: str = "") -> None:
-    """Bars per group for each named series (e.g. male-only vs mixed training)."""
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(groups)), 3.5))
-    width = 0.8 / max(1, len(series))
-    for i, (name, values) in enumerate(series.items()):
-        xs = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
-        bars = ax.bar(xs, values, width, label=name)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
-    ax.set_xticks(range(len(groups)), groups)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
+def plot_grouped_bars(groups: Sequence[str], panels: dict, path: str, title: str = "") -> None:
+    """One panel per metric ({panel title: {series name: values per group}}), bars per group
+    for each series (e.g. male-only vs mixed training, per test slice)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(5, 1.3 * len(groups)) * len(panels), 3.6),
+                             squeeze=False)
+    for ax, (panel, series) in zip(axes[0], panels.items()):
+        width = 0.8 / max(1, len(series))
+        for i, (name, values) in enumerate(series.items()):
+            xs = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
+            bars = ax.bar(xs, values, width, label=name)
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        ax.set_xticks(range(len(groups)), groups, rotation=20)
+        ax.set_title(panel)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     _save(fig, path)
 
 

@@ -67,6 +67,9 @@ class TrainConfig:
     max_images: Optional[int] = None  # cap per split, for smoke runs
     workers: int = 2
     train_names: Optional[list] = None  # explicit training subset (bias study); None = split
+    align_detector: Optional[str] = None  # YuNet file: train on crops re-aligned as the runtime aligns
+    init_from: Optional[str] = None  # a .keras model of the same architecture to start from
+    ae_epochs: int = 5  # autoencoder pretraining epochs (--arch autoencoder without --weights)
     command: str = ""
 
     def phases(self) -> list[tuple[str, int]]:
@@ -206,6 +209,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.state.update(epochs_done=epoch + 1, phase=phase,
                           train_seconds=self.state.get("train_seconds", 0.0) + row["seconds"])
         self.run.write_state(self.state)
+        _, phase_start, n = phase_at(self.config, epoch)
+        if epoch + 1 == phase_start + n and phase != self.config.phases()[-1][0]:
+            atomic_save(self.model, self.run.path(f"{phase}.keras"))  # each phase's result, for reports
         try:
             from agegender.train.plots import plot_history
             plot_history(history, self.run.path("curves.png"))
@@ -250,11 +256,18 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     train_recs, val_recs, report = load_splits(config)
     log.info("data: %s; train %d, val %d images", report.summary(), len(train_recs), len(val_recs))
     outputs = TASK_OUTPUTS[config.task]
+    landmarks = None
+    if config.align_detector:
+        from agegender.train.landmarks import load_landmarks
+        landmarks = load_landmarks(train_recs + val_recs, config.data, config.align_detector)
+        log.info("alignment: %d of %d crops re-aligned by their landmarks", len(landmarks),
+                 len(train_recs) + len(val_recs))
     seqs = dict(
         train=FaceSequence(train_recs, config.img_size, config.batch_size, augment_images=True,
-                           shuffle=True, seed=config.seed, outputs=outputs, workers=config.workers),
+                           shuffle=True, seed=config.seed, outputs=outputs, workers=config.workers,
+                           landmarks=landmarks),
         val=FaceSequence(val_recs, config.img_size, config.batch_size, outputs=outputs,
-                         workers=config.workers),
+                         workers=config.workers, landmarks=landmarks),
     )
     contract = InputContract(size=config.img_size)
     spec = ModelSpec(arch=config.arch, task=config.task, img_size=config.img_size,
@@ -272,7 +285,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         state = {"epochs_done": 0, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         atomic_write_text(run.path("config.json"), json.dumps(dataclasses.asdict(config), indent=2))
         keras.utils.set_random_seed(config.seed)
+        if config.arch == "autoencoder" and not spec.weights:
+            spec.weights = pretrain_stage(config, train_recs, val_recs, landmarks, state)
         model = build_model(spec)
+        if config.init_from:
+            model.set_weights(load_model(config.init_from, compile=False).get_weights())
+            log.info("weights initialised from %s", config.init_from)
     started = time.time()
     verbose = 1 if sys.stdout.isatty() else 2
     epoch = start_epoch
@@ -301,6 +319,18 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     return finish(run, config, state, spec, contract)
 
 
+def pretrain_stage(config: TrainConfig, train_recs, val_recs, landmarks, state: dict) -> str:
+    """Stage 1 of --arch autoencoder: pretrain into OUT/autoencoder; returns the encoder file."""
+    from agegender.train.autoencoder import pretrain_autoencoder
+
+    spec = ModelSpec(arch="cnn", img_size=config.img_size, width=config.width)
+    result = pretrain_autoencoder(train_recs, val_recs, os.path.join(config.out, "autoencoder"), spec,
+                                  epochs=config.ae_epochs, batch_size=config.batch_size, workers=config.workers,
+                                  landmarks=landmarks)
+    state["autoencoder"] = dataclasses.asdict(result)
+    return result.encoder_path
+
+
 def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec,
            contract: InputContract) -> dict:
     """model.keras (the best epoch) and its card."""
@@ -318,6 +348,10 @@ def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec,
         "epochs_done": state.get("epochs_done"),
         "train_seconds": round(state.get("train_seconds", 0.0), 1),
         "validation": state.get("best_logs", {}),
+        "training_alignment": ("crops re-aligned by YuNet landmarks onto the template, camera-path "
+                               "augmentation" if config.align_detector else "UTKFace crops as given"),
+        "initialised_from": config.init_from,
+        "autoencoder_pretraining": state.get("autoencoder"),
         "split_dir": config.split_dir or "agegender.train/splits/utkface (shipped)",
         "training_command": config.command,
         "dataset_licence": "UTKFace: non-commercial research use only",
