@@ -14,7 +14,7 @@ import os
 import platform
 import resource
 import time
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -47,10 +47,52 @@ def machine_info(threads: Optional[int]) -> dict:
             info[module] = __import__(module).__version__
         except (ImportError, AttributeError):
             pass
-    for key, path in (("pi_clock_hz", "/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"),):
+    for key, path in (("cpu_clock_hz", "/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"),
+                      ("board", "/proc/device-tree/model")):
         if os.path.exists(path):
-            info[key] = int(open(path).read().strip()) * 1000
+            text = open(path).read().strip("\x00\n ")
+            info[key] = int(text) * 1000 if text.isdigit() else text
+    throttled = pi_throttled()
+    if throttled is not None:
+        info["pi_throttled"] = throttled
     return info
+
+
+def pi_throttled() -> Optional[str]:
+    """`vcgencmd get_throttled` on a Raspberry Pi (0x0: never throttled), else None."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("vcgencmd"):
+        return None
+    try:
+        out = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip().partition("=")[2] or None
+
+
+RUNTIME_DISTRIBUTIONS = ("agegender", "numpy", "opencv-python-headless", "opencv-python", "ai-edge-litert",
+                         "tflite-runtime", "onnxruntime")
+
+
+def installed_size_mb(distributions: Sequence[str] = RUNTIME_DISTRIBUTIONS) -> dict:
+    """Installed size on disk of the runtime's packages (MB), from their file records."""
+    from importlib import metadata
+
+    sizes = {}
+    for name in distributions:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        total = 0
+        for entry in dist.files or []:
+            path = entry.locate()
+            if os.path.isfile(path):
+                total += os.path.getsize(path)
+        sizes[name] = round(total / 1e6, 1)
+    return sizes
 
 
 def peak_rss_mb() -> float:
@@ -105,18 +147,31 @@ def synthetic_frames(crops: Sequence[np.ndarray], faces: int, n: int, size=(640,
     return frames
 
 
-def benchmark_end_to_end(estimator, frames: Sequence[np.ndarray], warmup: int = 3) -> dict:
+WARMUP_FRAMES = 3
+
+
+def benchmark_end_to_end(estimator, frames: Iterable[np.ndarray], warmup: int = WARMUP_FRAMES) -> dict:
+    """Median ms per stage over the frames (any iterable: a list, or frames read from a camera or
+    video, whose read time is the capture stage), after `warmup` frames."""
     from agegender.edge.outputs import draw_faces
     from agegender.edge.runner import smooth_faces
     from agegender.edge.tracker import IoUTracker
 
     tracker = IoUTracker()
-    for frame in frames[:warmup]:
-        estimator.predict(frame)
-    stages = {k: [] for k in ("detect", "align", "infer", "track", "draw", "total")}
+    stages = {k: [] for k in ("capture", "detect", "align", "infer", "track", "draw", "total")}
     faces_found = []
-    for frame in frames:
+    frames = iter(frames)
+    while True:
+        t_capture = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            break
+        if warmup > 0:
+            warmup -= 1
+            estimator.predict(frame)
+            continue
         t0 = time.perf_counter()
+        stages["capture"].append(t0 - t_capture)
         faces = estimator.predict(frame)
         t1 = time.perf_counter()
         faces = smooth_faces(faces, tracker, estimator)
@@ -127,9 +182,12 @@ def benchmark_end_to_end(estimator, frames: Sequence[np.ndarray], warmup: int = 
             stages[key].append(value)
         stages["track"].append(t2 - t1)
         stages["draw"].append(t3 - t2)
-        stages["total"].append(t3 - t0)
+        stages["total"].append(t3 - t_capture)
         faces_found.append(len(faces))
+    if not stages["total"]:
+        raise ValueError("no frames to time after the warm-up")
     out = {k: float(np.median(v) * 1000) for k, v in stages.items()}
+    out["frames"] = len(stages["total"])
     out["fps_p50"] = 1000.0 / out["total"] if out["total"] > 0 else 0.0
     out["faces_found_mean"] = float(np.mean(faces_found))
     return out
@@ -148,13 +206,18 @@ def to_markdown(result: dict) -> str:
                      + " | ".join(f"{lat[k]:.2f}" for k in ("mean", "std", "p50", "p90", "p99", "max")) + " |")
     if result.get("end_to_end"):
         lines += ["", f"End to end ({result['frame_size']} frames, median ms per frame):", "",
-                  "| faces | detect | align | infer | track | draw | total | FPS (p50) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| faces | capture | detect | align | infer | track | draw | total | FPS (p50) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for faces, r in result["end_to_end"].items():
             lines.append(f"| {faces} | " + " | ".join(f"{r[k]:.2f}" for k in
-                                                      ("detect", "align", "infer", "track", "draw", "total"))
+                                                      ("capture", "detect", "align", "infer", "track", "draw",
+                                                       "total"))
                          + f" | {r['fps_p50']:.1f} |")
     lines += ["", f"Peak RSS: {result['peak_rss_mb']:.0f} MB"]
+    if result.get("installed_mb"):
+        sizes = result["installed_mb"]
+        lines.append(f"Installed size of the runtime: {sum(sizes.values()):.0f} MB ("
+                     + ", ".join(f"{k} {v:.0f}" for k, v in sizes.items()) + ")")
     return "\n".join(lines)
 
 

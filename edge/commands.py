@@ -20,13 +20,22 @@ def add_common_model_args(p, helpers) -> None:
     p.add_argument("--max-faces", type=helpers.positive_int, default=10, help="faces per frame at most (largest first)")
     p.add_argument("--min-face", type=helpers.positive_int, default=24, help="skip faces smaller than this (px)")
     p.add_argument("--score-threshold", type=helpers.positive_float, default=0.7, help="detector confidence")
+    p.add_argument("--detect-size", type=helpers.positive_int, default=None, metavar="PX",
+                   help="the detector sees the frame downscaled to this longest side (default 320: "
+                        "fast, finds faces down to ~24 px in a 640x480 frame; raise it for small, distant faces)")
 
 
 def make_estimator(args):
     from agegender.edge.estimator import Estimator
 
+    if args.threads:
+        import cv2
+
+        cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's own thread pool
+
     return Estimator(model=args.model, detector=args.detector_model, threads=args.threads,
-                     max_faces=args.max_faces, min_face=args.min_face, score_threshold=args.score_threshold)
+                     max_faces=args.max_faces, min_face=args.min_face, score_threshold=args.score_threshold,
+                     **({"detect_max_side": args.detect_size} if args.detect_size else {}))
 
 
 # --- run ------------------------------------------------------------------------
@@ -204,13 +213,20 @@ def add_benchmark(sub, helpers) -> None:
         sub, "benchmark", help="latency per face, frames per second end to end, memory",
         description="Model-only latency (batch 1, after warm-up: mean/std/p50/p90/p99/max, init and\n"
                     "first-inference time, size) for each model, then the full loop on synthetic frames\n"
-                    "built from real face crops with 1, 2 and 4 faces, per stage. Quote the medians.",
+                    "built from real face crops with 1, 2 and 4 faces (or on --source), per stage\n"
+                    "(capture, detect, align, infer, track, draw), peak memory and the installed size of\n"
+                    "the runtime. Quote the medians; peers: benchmarks/peer_compare.py.",
         epilog="""examples:
   agegender benchmark --threads 1 --crops $AGEGENDER_DATA --detector-model yunet.onnx
-  agegender benchmark --model models/agegender_mnv2_128_int8.tflite --runs 500 --json bench.json""")
+  agegender benchmark --model models/agegender_mnv2_128_int8.tflite --runs 500 --json bench.json
+  agegender benchmark --source 0 --frames 300     # the real camera, capture included""")
     p.add_argument("--model", action="append", default=None, help="model file (repeatable; default: all shipped)")
     p.add_argument("--detector-model", default=None, help="YuNet .onnx for the end-to-end loop")
-    p.add_argument("--crops", default=None, help="folder of face crops for synthetic frames (default: $AGEGENDER_DATA)")
+    p.add_argument("--crops", default=None, help="folder of face crops for the synthetic frames (default: "
+                   "$AGEGENDER_DATA, else the faces of the sample photo shipped with the package)")
+    p.add_argument("--source", default=None,
+                   help="time the loop on this camera index, picam, or video file instead of synthetic frames "
+                        "(adds the capture stage)")
     p.add_argument("--threads", type=helpers.positive_int, default=1, help="inference threads (default 1)")
     p.add_argument("--warmup", type=helpers.non_negative_int, default=20)
     p.add_argument("--runs", type=helpers.positive_int, default=200)
@@ -221,13 +237,33 @@ def add_benchmark(sub, helpers) -> None:
     p.set_defaults(func=cmd_benchmark)
 
 
+def benchmark_crops(folder, estimator) -> list:
+    """Face crops for the synthetic video: the first 8 of a crops folder, else the faces the
+    estimator finds in the sample photo shipped with the package (so it runs anywhere)."""
+    import os
+
+    from agegender.edge.contract import face_input
+    from agegender.edge.errors import AgeGenderError
+    from agegender.edge.images import list_images, read_canonical, read_image
+
+    if folder:
+        return [read_canonical(p) for p in list_images(folder)[:8]]
+    sample = os.path.join(os.path.dirname(__file__), "samples", "astronaut.png")
+    log.info("no --crops folder (or $AGEGENDER_DATA): synthetic frames from the faces in %s", sample)
+    image = read_image(sample)
+    canonical = estimator.contract.with_size(estimator.contract.canonical_size)
+    crops = [face_input(image, canonical, landmarks=d.landmarks, box=d.box) for d in estimator.detect(image)]
+    if not crops:
+        raise AgeGenderError(f"no face found in {sample}: pass --crops DIR")
+    return crops
+
+
 def cmd_benchmark(args) -> int:
     import os
 
     from agegender.edge import benchmark as B
     from agegender.edge import zoo
     from agegender.edge.estimator import Estimator
-    from agegender.edge.images import list_images, read_canonical
 
     shipped = sorted((m for m in zoo.list_models() if m.kind == "age/gender"
                       and m.path.endswith((".tflite", ".onnx"))), key=lambda m: not m.default)
@@ -237,16 +273,28 @@ def cmd_benchmark(args) -> int:
     for path in models:
         log.info("model-only: %s", path)
         result["models"].append(dataclasses.asdict(B.benchmark_model(path, args.threads, args.warmup, args.runs)))
-    crops_dir = args.crops or os.environ.get("AGEGENDER_DATA")
-    if crops_dir:
-        crops = [read_canonical(p) for p in list_images(crops_dir)[:8]]
-        estimator = Estimator(model=models[0], detector=args.detector_model, threads=args.threads)
+    import cv2
+
+    cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's own thread pool
+    estimator = Estimator(model=models[0], detector=args.detector_model, threads=args.threads)
+    if args.source:
+        import itertools
+
+        from agegender.edge.sources import open_source
+
+        source = open_source(args.source, reconnect_seconds=0)
+        log.info("end to end: %d frames of %s", args.frames, args.source)
+        frames = (f.image for f in itertools.islice(source, args.frames + B.WARMUP_FRAMES) if f.image is not None)
+        result["end_to_end"][args.source] = B.benchmark_end_to_end(estimator, frames)
+        result["frame_size"] = "source"
+        source.close()
+    else:
+        crops = benchmark_crops(args.crops or os.environ.get("AGEGENDER_DATA"), estimator)
         for faces in (1, 2, 4):
-            frames = B.synthetic_frames(crops, faces, args.frames, args.frame_size)
+            frames = B.synthetic_frames(crops, faces, args.frames + B.WARMUP_FRAMES, args.frame_size)
             log.info("end to end: %d face(s) per frame", faces)
             result["end_to_end"][str(faces)] = B.benchmark_end_to_end(estimator, frames)
-    else:
-        log.warning("no --crops folder (or $AGEGENDER_DATA): skipping the end-to-end loop")
+    result["installed_mb"] = B.installed_size_mb()
     result["peak_rss_mb"] = B.peak_rss_mb()
     text = B.to_markdown(result)
     print(text)

@@ -72,11 +72,16 @@ def load_contract(model_path: str, input_size: int) -> InputContract:
     return InputContract(size=input_size)
 
 
+# The detector sees frames downscaled to this longest side: 320 px finds every face of the
+# project's test photos (as 640 does) at about a quarter of the cost (benchmarks/edge.md).
+DETECT_MAX_SIDE = 320
+
+
 class Estimator:
     """Faces, ages and genders from RGB pictures."""
 
     def __init__(self, model: Optional[str] = None, detector=None, threads: Optional[int] = None,
-                 max_faces: int = 10, min_face: int = 24, detect_max_side: int = 640,
+                 max_faces: int = 10, min_face: int = 24, detect_max_side: int = DETECT_MAX_SIDE,
                  score_threshold: float = 0.7):
         """model: .tflite/.onnx path (default: the shipped int8 TFLite).
         detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar)."""

@@ -1,9 +1,12 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agegender.edge import benchmark as B
+
+REPO_SAMPLE = str(Path(B.__file__).parent / "samples" / "astronaut.png")  # shipped with the package
 
 
 def test_latency_stats_on_known_samples():
@@ -33,5 +36,32 @@ def test_tiny_benchmark_run_and_json_schema(tmp_path, utkface_sample, yunet_mode
     assert set(result["models"][0]["latency"]) >= {"mean", "std", "p50", "p90", "p99", "max"}
     assert set(result["end_to_end"]) == {"1", "2", "4"}
     for stages in result["end_to_end"].values():
-        assert {"detect", "align", "infer", "track", "draw", "total", "fps_p50"} <= set(stages)
+        assert {"capture", "detect", "align", "infer", "track", "draw", "total", "fps_p50"} <= set(stages)
+        assert stages["frames"] == 3
+    assert result["installed_mb"]["numpy"] > 1
     assert "| faces |" in (tmp_path / "b.md").read_text()
+
+
+def test_benchmark_on_a_video_source_and_without_any_data(tmp_path, yunet_model, monkeypatch):
+    import cv2
+
+    from agegender.edge.cli import main
+    from agegender.edge.images import read_image
+
+    monkeypatch.delenv("AGEGENDER_DATA", raising=False)
+    video = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    photo = cv2.resize(read_image(REPO_SAMPLE)[:, :, ::-1], (640, 480))
+    for _ in range(8):
+        writer.write(photo)
+    writer.release()
+    out = tmp_path / "video.json"
+    assert main(["benchmark", "--runs", "3", "--warmup", "1", "--frames", "5", "--source", video,
+                 "--detector-model", str(yunet_model), "--json", str(out)]) == 0
+    stages = json.loads(out.read_text())["end_to_end"][video]
+    assert stages["frames"] == 5 and stages["capture"] > 0 and stages["faces_found_mean"] == 1
+    # no crops folder, no $AGEGENDER_DATA: the synthetic frames come from the shipped sample photo
+    out = tmp_path / "sample.json"
+    assert main(["benchmark", "--runs", "3", "--warmup", "1", "--frames", "3",
+                 "--detector-model", str(yunet_model), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["end_to_end"]["1"]["faces_found_mean"] == 1

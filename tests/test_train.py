@@ -1,6 +1,5 @@
 """Training, evaluation and the CLI on a few real UTKFace crops (needs the [train] extras)."""
 import json
-import os
 
 import numpy as np
 import pytest

