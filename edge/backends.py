@@ -44,11 +44,20 @@ def _check_file(path: str) -> None:
         raise ModelError(f"{path}: model file is empty or truncated ({os.path.getsize(path)} bytes)")
 
 
-def _check_outputs(path: str, names) -> tuple[str, ...]:
-    names = tuple(names)
-    known = tuple(n for n in names if n in KNOWN_OUTPUTS)
+# The last dimension of each known output: 101 ages, 1 gender probability, G age groups (any).
+OUTPUT_WIDTH = {"age": 101, "gender": 1, "group": None}
+
+
+def _check_outputs(path: str, shapes: dict) -> tuple[str, ...]:
+    """The known outputs ({name: shape}), each of the right width; ModelError otherwise."""
+    known = tuple(n for n in shapes if n in KNOWN_OUTPUTS)
     if not known:
-        raise ModelError(f"{path}: not an age/gender model (outputs {list(names)}, expected 'age' and/or 'gender')")
+        raise ModelError(f"{path}: not an age/gender model (outputs {list(shapes)}, expected 'age' and/or 'gender')")
+    for name in known:
+        shape, width = list(shapes[name]), OUTPUT_WIDTH[name]
+        if len(shape) != 2 or (width is not None and shape[1] != width):
+            expected = f"[N, {width}]" if width is not None else "[N, groups]"
+            raise ModelError(f"{path}: output '{name}' has shape {shape}, expected {expected}")
     return known
 
 
@@ -91,7 +100,8 @@ class TFLiteBackend:
         input_name, detail = next(iter(inputs.items()))
         outputs = self.runner.get_output_details()
         self.info = ModelInfo(path, "tflite", input_name, _check_input_shape(path, detail["shape"]),
-                              np.dtype(detail["dtype"]).name, _check_outputs(path, outputs))
+                              np.dtype(detail["dtype"]).name,
+                              _check_outputs(path, {n: list(d["shape"]) for n, d in outputs.items()}))
         self._output_quant = {name: d.get("quantization", (0.0, 0)) for name, d in outputs.items()}
         # A uint8 input is meant to take raw pixels (scale 1, zero point 0); if the
         # converter chose other parameters, quantize the pixels with them.
@@ -143,7 +153,7 @@ class ONNXBackend:
         if dtype is None:
             raise ModelError(f"{path}: input type {inputs[0].type} is neither uint8 nor float32")
         self.info = ModelInfo(path, "onnx", inputs[0].name, _check_input_shape(path, inputs[0].shape),
-                              dtype, _check_outputs(path, [o.name for o in self.session.get_outputs()]))
+                              dtype, _check_outputs(path, {o.name: o.shape for o in self.session.get_outputs()}))
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         x = np.asarray(batch).astype(self.info.input_dtype, copy=False)

@@ -90,7 +90,7 @@ def cmd_run(args) -> int:
              stats.seconds, stats.fps, stats.stopped_by)
     if stats.stopped_by == "stop requested":
         return 143  # terminated by SIGTERM, outputs closed
-    return 0 if stats.frames > stats.errors else 1
+    return 0 if stats.frames > stats.errors and not stats.source_lost else 1
 
 
 # --- predict ----------------------------------------------------------------------

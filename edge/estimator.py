@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from agegender.edge.backends import card_path, open_model
+from agegender.edge.backends import ModelError, card_path, open_model
 from agegender.edge.contract import InputContract, crop_to_input, face_input
 from agegender.edge.detectors import Detection, create_detector
 from agegender.edge.postprocess import AgeGender, decode
@@ -52,24 +52,27 @@ class Face:
                 "gender": self.gender, "gender_prob": round(self.gender_prob, 4)}
 
 
-def load_contract(model_path: str, input_size: int) -> InputContract:
-    """The input contract from the model's card, or the defaults for its input size."""
+def load_contract(model_path: str, info) -> InputContract:
+    """The input contract from the model's card (checked against the model), or the defaults
+    for its input size when there is no card."""
     path = card_path(model_path)
-    if os.path.isfile(path):
-        try:
-            with open(path) as f:
-                card = json.load(f)
-            contract = InputContract.from_dict(card["input"])
-            if contract.size == input_size:
-                return contract
-            log.warning("%s: card says %d px but the model takes %d px; using the model's", path,
-                        contract.size, input_size)
-            return contract.with_size(input_size)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("%s: unreadable model card (%s); using the default input contract", path, exc)
-    else:
+    if not os.path.isfile(path):
         log.info("%s has no model card beside it: using the default input contract", model_path)
-    return InputContract(size=input_size)
+        return InputContract(size=info.input_size)
+    try:
+        with open(path) as f:
+            card = json.load(f)
+        contract = InputContract.from_dict(card["input"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: unreadable model card ({exc})") from None
+    if contract.size != info.input_size:
+        raise ModelError(f"{model_path}: takes {info.input_size}x{info.input_size} px but its card {path} says "
+                         f"{contract.size} px: the card belongs to another model")
+    missing = set(card.get("outputs", {})) - set(info.output_names)
+    if missing:
+        raise ModelError(f"{model_path}: lacks the outputs {sorted(missing)} that its card {path} lists "
+                         f"(it has {list(info.output_names)}): the card belongs to another model")
+    return contract
 
 
 # The detector sees frames downscaled to this longest side: 320 px finds every face of the
@@ -87,7 +90,7 @@ class Estimator:
         detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar)."""
         self.model_path = model or default_model_path()
         self.backend = open_model(self.model_path, threads)
-        self.contract = load_contract(self.model_path, self.backend.info.input_size)
+        self.contract = load_contract(self.model_path, self.backend.info)
         if detector is None or isinstance(detector, str):
             detector = create_detector(detector, max_side=detect_max_side, score_threshold=score_threshold)
         self.detector = detector

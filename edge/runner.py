@@ -17,6 +17,7 @@ from typing import Callable, Optional
 from agegender.edge.estimator import Estimator, Face
 from agegender.edge.outputs import draw_faces
 from agegender.edge.postprocess import GENDER_LABELS
+from agegender.edge.sources import SourceError
 from agegender.edge.tracker import IoUTracker
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class RunStats:
     errors: int = 0
     seconds: float = 0.0
     stopped_by: str = "end of source"
+    source_lost: bool = False  # the source failed for good (exit status 1)
     stage_seconds: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -76,14 +78,19 @@ def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None,
                 break
             t1 = time.perf_counter()
             stage["capture"] += t1 - t0
+            faces = []
+            if not frame.error:
+                try:
+                    faces = estimator.predict(frame.image, aligned=aligned)
+                except Exception as exc:  # one bad frame must not end an unattended run
+                    frame = dataclasses.replace(frame, image=None, error=f"{frame.source}: frame {frame.index} "
+                                                f"could not be processed ({type(exc).__name__}: {exc})")
+                else:
+                    for key, value in estimator.timings.items():
+                        stage[key] += value
             if frame.error:
                 stats.errors += 1
                 log.error("%s", frame.error)
-                faces = []
-            else:
-                faces = estimator.predict(frame.image, aligned=aligned)
-                for key, value in estimator.timings.items():
-                    stage[key] += value
             t2 = time.perf_counter()
             if tracker is not None and not frame.error:
                 faces = smooth_faces(faces, tracker, estimator)
@@ -115,6 +122,10 @@ def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None,
     except KeyboardInterrupt:
         stats.stopped_by = "interrupted"
         log.warning("interrupted: closing outputs")
+    except SourceError as exc:  # a camera that stayed away past its reconnect window
+        stats.stopped_by = "source lost"
+        stats.source_lost = True
+        log.error("%s", exc)
     finally:
         stats.seconds = time.perf_counter() - started
         stats.stage_seconds = stage
