@@ -64,6 +64,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number in (0, 1]."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be at most 1, got {value}")
+    return value
+
+
 def image_size(text: str) -> int:
     value = positive_int(text)
     if not 32 <= value <= 512:

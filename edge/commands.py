@@ -59,7 +59,8 @@ and video outputs are flushed and closed either way.""")
     p.add_argument("--output", default=None, help="annotated video (.mp4/.avi) or a folder for annotated pictures")
     p.add_argument("--display", action="store_true", help="show a window (needs GUI OpenCV)")
     p.add_argument("--max-frames", type=helpers.positive_int, default=None, help="stop after N frames")
-    p.add_argument("--smoothing", type=float, default=0.3, help="weight of the newest frame (1 = no smoothing)")
+    p.add_argument("--smoothing", type=helpers.fraction, default=0.3,
+                   help="weight of the newest frame, in (0, 1] (1 = no smoothing; default %(default)s)")
     p.add_argument("--reconnect-seconds", type=helpers.positive_float, default=10.0,
                    help="how long to keep reopening a camera that stopped delivering frames")
     p.set_defaults(func=cmd_run)
@@ -71,8 +72,6 @@ def cmd_run(args) -> int:
     from agegender.edge.sources import open_source
     from agegender.edge.tracker import IoUTracker
 
-    if not 0 < args.smoothing <= 1:
-        raise SystemExit("agegender run: --smoothing must be in (0, 1]")
     estimator = make_estimator(args)
     source = open_source(args.source, reconnect_seconds=args.reconnect_seconds)
     stop = threading.Event()

@@ -44,6 +44,13 @@ def test_missing_tensorflow_says_what_to_install(monkeypatch, tmp_path):
     (["train", "--img-size", "-3", "--out", "x"], "--img-size"),
     (["train", "--epochs", "0", "--out", "x"], "at least 1"),
     (["train", "--arch", "resnet", "--out", "x"], "invalid choice"),
+    (["run", "--threads", "0"], "--threads: must be at least 1"),
+    (["run", "--smoothing", "2"], "must be at most 1"),
+    (["predict", "x.jpg", "--max-faces", "-1"], "--max-faces"),
+    (["benchmark", "--frame-size", "640by480"], "WIDTHxHEIGHT"),
+    (["benchmark", "--runs", "zero"], "--runs"),
+    (["bias", "--size", "0", "--out", "x"], "--size"),
+    (["evaluate", "m.tflite", "--batch-size", "0"], "--batch-size"),
 ])
 def test_parser_rejects_impossible_values(args, needle, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -55,3 +62,11 @@ def test_parser_rejects_impossible_values(args, needle, capsys):
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "agegender.edge.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "agegender" in out.stdout
+
+
+def test_unknown_source_is_one_clear_line(tmp_path):
+    for source in (str(tmp_path / "nosuch.mp4"), str(tmp_path / "*.jpg"), "cam7x"):
+        out = subprocess.run([sys.executable, "-m", "agegender.edge.cli", "run", "--source", source],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode != 0 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1].startswith("agegender run: "), out.stderr
