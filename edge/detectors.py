@@ -96,7 +96,8 @@ class HaarDetector:
     Its boxes are mapped to YuNet's box geometry, so the contract's box-based crop
     (box_margin, box_shift, measured with YuNet) cuts the same face region: on the 16
     faces both detectors find in the project's test photos, YuNet's box side is 1.135x
-    Haar's (median) and its centre 0.014 box heights lower.
+    Haar's (median) and its centre 0.014 box heights lower. Reproduce with
+    ``python benchmarks/haar_constants.py --photos DIR --detector-model yunet.onnx``.
     """
 
     name = "haar"

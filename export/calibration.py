@@ -12,7 +12,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from agegender.edge.contract import crop_to_input
+from agegender.edge.contract import InputContract, canonical_input
 from agegender.edge.errors import AgeGenderError
 from agegender.edge.images import read_canonical
 from agegender.train import data as data_mod
@@ -61,7 +61,11 @@ def select_calibration(data: str, n: int = 300, split_dir: Optional[str] = None,
     return sample
 
 
-def calibration_batches(records: Sequence[data_mod.FaceRecord], img_size: int) -> Iterator[np.ndarray]:
-    """One (1, S, S, 3) float32 batch of raw pixel values per face, as the exporters want."""
+def calibration_batches(records: Sequence[data_mod.FaceRecord], img_size: int,
+                        landmarks: Optional[dict] = None) -> Iterator[np.ndarray]:
+    """One (1, S, S, 3) float32 batch of raw pixel values per face, as the exporters want; with
+    landmarks, each crop re-aligned exactly as the runtime (and the model's training) aligns faces."""
+    contract = InputContract(size=img_size)
     for rec in records:
-        yield crop_to_input(read_canonical(rec.path), img_size)[None].astype(np.float32)
+        points = (landmarks or {}).get(rec.name)
+        yield canonical_input(read_canonical(rec.path), contract, points)[None].astype(np.float32)

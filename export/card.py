@@ -73,7 +73,17 @@ def card_markdown(card: dict) -> str:
         lines.append("")
     training = card.get("training") or {}
     if training.get("training_command"):
-        lines += ["## How it was made", "", "Training:", "", "```", training["training_command"], "```", ""]
+        lines += ["## How it was made", ""]
+        parents, parent = [], training.get("initialised_from")
+        while isinstance(parent, dict):  # earlier stages first
+            parents.insert(0, parent)
+            parent = parent.get("initialised_from")
+        for stage, p in enumerate(parents, 1):
+            lines += [f"Stage {stage} (`{p['path']}`, sha256 `{p.get('sha256')}`):", "", "```",
+                      p.get("training_command", "(unknown)"), "```", ""]
+        lines += [f"{'Stage ' + str(len(parents) + 1) if parents else 'Training'}"
+                  + (f" ({training['training_alignment']})" if training.get("training_alignment") else "") + ":",
+                  "", "```", training["training_command"], "```", ""]
     if card.get("export_command"):
         lines += ["Export:", "", "```", card["export_command"], "```", ""]
     if card.get("calibration"):

@@ -38,6 +38,9 @@ and the command exits with status 1.""")
     p.add_argument("--max-images", type=helpers.positive_int, default=None, help="verify on at most N images")
     p.add_argument("--max-mae-increase", type=float, default=0.25, help="years (default %(default)s)")
     p.add_argument("--max-gender-drop", type=float, default=0.5, help="points of accuracy (default %(default)s)")
+    p.add_argument("--align-detector", default=None, metavar="YUNET.onnx",
+                   help="for models trained with --align-detector: calibrate and verify on crops re-aligned "
+                        "by their landmarks, as in training and at run time")
     p.add_argument("--report", default=None, help="also write the verification table to this Markdown file")
     p.set_defaults(func=cmd_export)
 
@@ -52,7 +55,7 @@ def cmd_export(args) -> int:
     result = export_model(args.model, formats, args.out, calib=args.calib, data=args.data, split=args.split,
                           split_dir=args.split_dir, name=args.name, calib_size=args.calib_size,
                           max_images=args.max_images, max_mae_increase=args.max_mae_increase,
-                          max_gender_drop=args.max_gender_drop,
+                          max_gender_drop=args.max_gender_drop, align_detector=args.align_detector,
                           command=shlex.join(["agegender"] + sys.argv[1:]))
     table = result.table()
     print(table)

@@ -83,7 +83,8 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
                  data: Optional[str] = None, split: str = "test", split_dir: Optional[str] = None,
                  name: Optional[str] = None, calib_size: int = 300, max_images: Optional[int] = None,
                  max_mae_increase: float = DEFAULT_MAX_MAE_INCREASE,
-                 max_gender_drop: float = DEFAULT_MAX_GENDER_DROP, command: str = "") -> ExportResult:
+                 max_gender_drop: float = DEFAULT_MAX_GENDER_DROP, command: str = "",
+                 align_detector: Optional[str] = None) -> ExportResult:
     formats = list(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -96,13 +97,25 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
         raise ExportError(f"{model_path}: card says input {contract.size} px but the model takes {size} px")
     outputs = list(model.output.keys()) if isinstance(model.output, dict) else list(model.output_names)
 
+    aligned_training = "re-aligned" in str(training.get("training_alignment", ""))
+    if aligned_training and not align_detector:
+        log.warning("%s was trained on landmark-aligned crops: pass --align-detector so calibration and "
+                    "verification see the crops it was trained on", model_path)
+
+    def landmarks_for(records, folder):
+        if not align_detector:
+            return None
+        from agegender.train.landmarks import load_landmarks
+        return load_landmarks(records, folder, align_detector)
+
     calib_records = None
     calibration = None
     if any(f.endswith("int8") for f in formats):
         if not calib:
             raise ExportError("int8 formats need --calib DIR: real faces spanning all ages (e.g. the UTKFace folder)")
         calib_records = calib_mod.select_calibration(calib, calib_size, split_dir)
-        calibration = lambda: calib_mod.calibration_batches(calib_records, size)  # noqa: E731
+        calib_landmarks = landmarks_for(calib_records, calib)
+        calibration = lambda: calib_mod.calibration_batches(calib_records, size, calib_landmarks)  # noqa: E731
 
     stem = name or os.path.splitext(os.path.basename(model_path))[0]
     written = export_formats(model, formats, out, stem, calibration)
@@ -115,7 +128,7 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
     if max_images:
         records = records[:: max(1, len(records) // max_images)][:max_images]
     log.info("verifying on %d %s images", len(records), split)
-    images = np.concatenate(list(batches(records, size, 64)))
+    images = np.concatenate(list(batches(records, size, 64, landmarks_for(records, data))))
     keras_outputs = {}
     for start in range(0, len(images), 64):
         out_batch = model(images[start:start + 64].astype(np.float32), training=False)

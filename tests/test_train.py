@@ -1,5 +1,6 @@
 """Training, evaluation and the CLI on a few real UTKFace crops (needs the [train] extras)."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -74,3 +75,40 @@ def test_evaluate_tiny_set(utkface_sample, tmp_path):
     assert "Age groups" in (tmp_path / "eval" / "report.md").read_text()
     all_report = evaluate_model(str(tmp_path / "run" / "model.keras"), str(utkface_sample), split="all")
     assert all_report.n_images == 128
+
+
+def test_landmarks_are_cached_once_and_reused(utkface_sample, yunet_model, tmp_path, monkeypatch):
+    from agegender.train import data as data_mod
+    from agegender.train import landmarks as L
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    records, _ = data_mod.read_dataset(str(utkface_sample))
+    found = L.load_landmarks(records[:20], str(utkface_sample), str(yunet_model))
+    assert len(found) >= 18 and all(p.shape == (5, 2) for p in found.values())
+    cache = L.cache_path(str(utkface_sample), str(yunet_model))
+    assert os.path.isfile(cache)
+
+    def no_detection(*args, **kwargs):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(L, "detect_landmarks", no_detection)
+    again = L.load_landmarks(records[:20], str(utkface_sample), str(yunet_model))
+    assert again.keys() == found.keys() and all(np.array_equal(again[k], found[k]) for k in found)
+
+
+def test_camera_view_without_perturbation_is_the_runtime_alignment(utkface_sample, yunet_model):
+    from agegender.edge.contract import InputContract, face_input
+    from agegender.edge.detectors import YuNetDetector
+    from agegender.edge.images import read_canonical
+    from agegender.train.dataset import camera_view
+
+    crop = read_canonical(str(sorted(utkface_sample.iterdir())[0]))
+    points = YuNetDetector(str(yunet_model)).detect(crop)[0].landmarks
+    contract = InputContract(size=64)
+    rng = np.random.default_rng(0)
+    same = camera_view(crop, points, contract, rng, scale_range=(1.0, 1.0), max_rotation=0.0, landmark_noise=0.0)
+    reference = face_input(crop, contract, landmarks=points)
+    assert same.shape == (64, 64, 3) and same.dtype == np.uint8
+    assert np.abs(same.astype(int) - reference.astype(int)).mean() < 2.0  # only the padding differs
+    moved = camera_view(crop, points, contract, rng)  # shrunk/rotated/jittered: same face, a bit different
+    assert 1.0 < np.abs(moved.astype(int) - reference.astype(int)).mean() < 40

@@ -319,6 +319,21 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     return finish(run, config, state, spec, contract)
 
 
+def parent_model(path: Optional[str]) -> Optional[dict]:
+    """What a run was initialised from: the file, its checksum and how it was trained (its card)."""
+    if not path:
+        return None
+    from agegender.edge.files import sha256_file
+    from agegender.export.exporter import training_card_of
+
+    parent = {"path": path, "sha256": sha256_file(path) if os.path.isfile(path) else None}
+    card = training_card_of(path)
+    for key in ("training_command", "training_alignment", "initialised_from"):
+        if card.get(key):
+            parent[key] = card[key]
+    return parent
+
+
 def pretrain_stage(config: TrainConfig, train_recs, val_recs, landmarks, state: dict) -> str:
     """Stage 1 of --arch autoencoder: pretrain into OUT/autoencoder; returns the encoder file."""
     from agegender.train.autoencoder import pretrain_autoencoder
@@ -350,7 +365,7 @@ def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec,
         "validation": state.get("best_logs", {}),
         "training_alignment": ("crops re-aligned by YuNet landmarks onto the template, camera-path "
                                "augmentation" if config.align_detector else "UTKFace crops as given"),
-        "initialised_from": config.init_from,
+        "initialised_from": parent_model(config.init_from),
         "autoencoder_pretraining": state.get("autoencoder"),
         "split_dir": config.split_dir or "agegender.train/splits/utkface (shipped)",
         "training_command": config.command,
