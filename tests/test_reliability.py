@@ -140,6 +140,7 @@ def test_predict_on_the_fuzzed_folder_processes_everything(fuzz_folder, yunet_mo
     good = {os.path.basename(r["source"]): r for r in records}
     for name in ("good.jpg", "alpha.png", "grey.png", "sixteen_bit.png", "cmyk.jpg"):
         assert "error" not in good[name] and len(good[name]["faces"]) == 1, name
+    assert "error" not in good["tiny.png"] and good["tiny.png"]["faces"] == []
     strict = subprocess.run(cmd + ["--strict"], capture_output=True, text=True, timeout=300)
     assert strict.returncode == 1
 
@@ -151,6 +152,33 @@ def test_nothing_readable_is_status_1(tmp_path, yunet_model):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "a.jpg: empty file" in proc.stderr and "b.png: not a readable picture" in proc.stderr
+
+
+def test_a_frame_that_breaks_the_pipeline_is_marked_and_the_loop_goes_on(tmp_path, face_crop):
+    from agegender.edge.outputs import JsonLinesWriter
+    from agegender.edge.runner import run_loop
+    from agegender.edge.sources import Frame
+
+    class Flaky:
+        """An estimator whose second frame raises (say, a driver returned a broken buffer)."""
+        timings = {}
+
+        def predict(self, image, aligned=False):
+            if image.shape[0] == 1:
+                raise ValueError("broken buffer")
+            return []
+
+    class Camera(list):
+        def close(self):
+            pass
+
+    frames = Camera([Frame(np.zeros((4, 4, 3), np.uint8), 0, "cam"), Frame(np.zeros((1, 4, 3), np.uint8), 1, "cam"),
+                     Frame(np.zeros((4, 4, 3), np.uint8), 2, "cam")])
+    stats = run_loop(Flaky(), frames, json_writer=JsonLinesWriter(str(tmp_path / "out.jsonl")))
+    assert stats.frames == 3 and stats.errors == 1
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [("error" in r) for r in records] == [False, True, False]
+    assert "ValueError: broken buffer" in records[1]["error"]
 
 
 # --- bad models -------------------------------------------------------------------------
