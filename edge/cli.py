@@ -163,6 +163,7 @@ def data_arg(args) -> str:
 
 
 def training_config(args, data: str, **overrides):
+    from agegender.edge.files import portable_command
     from agegender.train.trainer import TrainConfig
 
     fields = dict(
@@ -171,7 +172,7 @@ def training_config(args, data: str, **overrides):
         finetune_lr=args.finetune_lr, weights=args.weights, width=args.width, patience=args.patience, seed=args.seed,
         split_dir=args.split_dir, max_images=args.max_images, workers=args.workers,
         align_detector=args.align_detector, init_from=args.init_from, ae_epochs=args.ae_epochs,
-        command=shlex.join(["agegender"] + sys.argv[1:]))
+        command=portable_command(shlex.join(["agegender"] + sys.argv[1:])))
     fields.update(overrides)
     return TrainConfig(**fields)
 

@@ -227,9 +227,11 @@ def add_benchmark(sub, helpers) -> None:
                    help="time the loop on this camera index, picam, or video file instead of synthetic frames "
                         "(adds the capture stage)")
     p.add_argument("--threads", type=helpers.positive_int, default=1, help="inference threads (default 1)")
-    p.add_argument("--warmup", type=helpers.non_negative_int, default=20)
-    p.add_argument("--runs", type=helpers.positive_int, default=200)
-    p.add_argument("--frames", type=helpers.positive_int, default=60, help="frames per end-to-end run")
+    p.add_argument("--detect-size", type=helpers.positive_int, default=None, metavar="PX",
+                   help="longest side of the frame the detector sees (default 320)")
+    p.add_argument("--warmup", type=helpers.non_negative_int, default=50, help="untimed runs first (default %(default)s)")
+    p.add_argument("--runs", type=helpers.positive_int, default=500, help="timed runs per model (default %(default)s)")
+    p.add_argument("--frames", type=helpers.positive_int, default=100, help="frames per end-to-end run (default %(default)s)")
     p.add_argument("--frame-size", type=frame_size, default=(640, 480), help="WIDTHxHEIGHT (default 640x480)")
     p.add_argument("--json", default=None, help="write the results as JSON")
     p.add_argument("--markdown", default=None, help="write the results as Markdown")
@@ -275,7 +277,8 @@ def cmd_benchmark(args) -> int:
     import cv2
 
     cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's own thread pool
-    estimator = Estimator(model=models[0], detector=args.detector_model, threads=args.threads)
+    estimator = Estimator(model=models[0], detector=args.detector_model, threads=args.threads,
+                          **({"detect_max_side": args.detect_size} if args.detect_size else {}))
     if args.source:
         import itertools
 

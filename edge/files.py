@@ -44,3 +44,16 @@ def file_from(explicit: Optional[str], env_var: str, what: str) -> Optional[str]
                 raise AgeGenderError(f"{path}{origin}: {what} not found")
             return path
     return None
+
+
+PATH_VARIABLES = ("AGEGENDER_DATA", "AGEGENDER_DETECTOR", "AGEGENDER_SHARED", "AGEGENDER_MODEL")
+
+
+def portable_command(command: str) -> str:
+    """A command line as others can rerun it: this machine's data paths written as the
+    environment variables that name them ($AGEGENDER_DATA, ...), longest path first."""
+    values = sorted(((os.environ[v], v) for v in PATH_VARIABLES if os.environ.get(v)),
+                    key=lambda item: -len(item[0]))
+    for value, name in values:
+        command = command.replace(value.rstrip("/"), "$" + name)
+    return command

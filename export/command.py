@@ -49,6 +49,7 @@ def cmd_export(args) -> int:
     from agegender.edge.cli import require_training_stack
 
     require_training_stack("export")
+    from agegender.edge.files import portable_command
     from agegender.export.exporter import export_model
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -56,7 +57,7 @@ def cmd_export(args) -> int:
                           split_dir=args.split_dir, name=args.name, calib_size=args.calib_size,
                           max_images=args.max_images, max_mae_increase=args.max_mae_increase,
                           max_gender_drop=args.max_gender_drop, align_detector=args.align_detector,
-                          command=shlex.join(["agegender"] + sys.argv[1:]))
+                          command=portable_command(shlex.join(["agegender"] + sys.argv[1:])))
     table = result.table()
     print(table)
     if args.report:

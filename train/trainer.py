@@ -33,7 +33,7 @@ import keras
 import numpy as np
 
 from agegender.edge.contract import InputContract
-from agegender.edge.files import atomic_write_bytes
+from agegender.edge.files import atomic_write_bytes, portable_command
 from agegender.train import data as data_mod
 from agegender.train.dataset import FaceSequence
 from agegender.train.losses import AgeDistributionLoss, AgeMAE, load_model
@@ -253,6 +253,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     if state is None and os.path.exists(run.path("state.json")) and not resume:
         raise FileExistsError(f"{config.out} already holds a run; use --resume to continue it "
                               "or choose another --out")
+    if state is not None and os.path.isfile(run.path("config.json")):
+        with open(run.path("config.json")) as f:  # the card keeps the command that started the run
+            config.command = json.load(f).get("command") or config.command
     train_recs, val_recs, report = load_splits(config)
     log.info("data: %s; train %d, val %d images", report.summary(), len(train_recs), len(val_recs))
     outputs = TASK_OUTPUTS[config.task]
@@ -368,7 +371,7 @@ def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec,
         "initialised_from": parent_model(config.init_from),
         "autoencoder_pretraining": state.get("autoencoder"),
         "split_dir": config.split_dir or "agegender.train/splits/utkface (shipped)",
-        "training_command": config.command,
+        "training_command": portable_command(config.command),
         "dataset_licence": "UTKFace: non-commercial research use only",
     }
     atomic_write_text(run.path("model.json"), json.dumps(card, indent=2))
