@@ -83,14 +83,15 @@ def plot_grouped_bars(groups: Sequence[str], panels: dict, path: str, title: str
 
 def plot_scatter(points: Sequence[tuple[str, float, float]], path: str, xlabel: str, ylabel: str,
                  title: str = "") -> None:
-    """Labelled points, e.g. accuracy vs latency per model format."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, x, y in points:
-        ax.scatter([x], [y], s=40)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    """Labelled points (e.g. accuracy vs latency per model format), named in a legend."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    markers = "osD^vP*Xh<>"
+    for i, (label, x, y) in enumerate(points):
+        ax.scatter([x], [y], s=55, marker=markers[i % len(markers)], label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_xscale("log")
     ax.set_title(title)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, path)
