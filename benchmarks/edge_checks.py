@@ -127,8 +127,10 @@ def main(argv=None) -> int:
     p.add_argument("--max-rotation", type=float, default=12.0, help="degrees (default %(default)s)")
     p.add_argument("--context", choices=["flat", "mirror"], default="flat",
                    help="around the pasted crop: the plain frame (flat), or the crop's own mirrored border (mirror)")
+    p.add_argument("--detect-size", type=int, default=None, help="detector input side (default: the runtime's, 320)")
     args = p.parse_args(argv)
-    estimator = Estimator(model=args.model, detector=args.detector_model, threads=1)
+    estimator = Estimator(model=args.model, detector=args.detector_model, threads=1,
+                          detect_max_side=args.detect_size)
     records, _ = data_mod.read_dataset(args.data, check_content=False)
     test = data_mod.select_split(records, "test")
     sample = data_mod.stratified_sample(test, args.n, seed=1)

@@ -35,7 +35,7 @@ def make_estimator(args):
 
     return Estimator(model=args.model, detector=args.detector_model, threads=args.threads,
                      max_faces=args.max_faces, min_face=args.min_face, score_threshold=args.score_threshold,
-                     **({"detect_max_side": args.detect_size} if args.detect_size else {}))
+                     detect_max_side=args.detect_size)
 
 
 # --- run ------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def cmd_benchmark(args) -> int:
 
     cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's own thread pool
     estimator = Estimator(model=models[0], detector=args.detector_model, threads=args.threads,
-                          **({"detect_max_side": args.detect_size} if args.detect_size else {}))
+                          detect_max_side=args.detect_size)
     if args.source:
         import itertools
 

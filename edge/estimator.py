@@ -76,7 +76,8 @@ def load_contract(model_path: str, info) -> InputContract:
 
 
 # The detector sees frames downscaled to this longest side: 320 px finds every face of the
-# project's test photos (as 640 does) at about a quarter of the cost (benchmarks/edge.md).
+# project's test photos, as 640 does, and detection takes 5.4 instead of 9.6 ms per 640x480
+# frame at 1 thread (benchmarks/edge.md, benchmarks/README.md).
 DETECT_MAX_SIDE = 320
 
 
@@ -84,7 +85,7 @@ class Estimator:
     """Faces, ages and genders from RGB pictures."""
 
     def __init__(self, model: Optional[str] = None, detector=None, threads: Optional[int] = None,
-                 max_faces: int = 10, min_face: int = 24, detect_max_side: int = DETECT_MAX_SIDE,
+                 max_faces: int = 10, min_face: int = 24, detect_max_side: Optional[int] = None,
                  score_threshold: float = 0.7):
         """model: .tflite/.onnx path (default: the shipped int8 TFLite).
         detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar)."""
@@ -92,7 +93,8 @@ class Estimator:
         self.backend = open_model(self.model_path, threads)
         self.contract = load_contract(self.model_path, self.backend.info)
         if detector is None or isinstance(detector, str):
-            detector = create_detector(detector, max_side=detect_max_side, score_threshold=score_threshold)
+            detector = create_detector(detector, max_side=detect_max_side or DETECT_MAX_SIDE,
+                                       score_threshold=score_threshold)
         self.detector = detector
         self.max_faces = max_faces
         self.min_face = min_face

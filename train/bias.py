@@ -25,7 +25,7 @@ from agegender.edge.contract import AgeGroups
 from agegender.edge.files import atomic_write_bytes
 from agegender.train import data as data_mod
 from agegender.train import metrics as M
-from agegender.train.evaluate import Predictions, load_predictor, predict_records
+from agegender.train.evaluate import Predictions, attribute_slices, load_predictor, predict_records
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,8 @@ def bias_subsets(records: Sequence, size: Optional[int] = None, seed: int = 0) -
 def slice_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
     """{slice name: metrics} for overall, each gender and each race present."""
     slices = {"overall": np.ones(len(pred.records), bool)}
-    for key, names in (("gender", data_mod.GENDERS), ("race", data_mod.RACES)):
-        values = np.array([getattr(r, key) if getattr(r, key) is not None else -1 for r in pred.records])
-        slices.update({name: values == i for i, name in enumerate(names) if (values == i).any()})
+    for masks in attribute_slices(pred.records).values():
+        slices.update(masks)
     true_group = groups.index_of(pred.ages)
     if pred.age_distribution is not None:
         pred_group = groups.probabilities(pred.age_distribution).argmax(-1)

@@ -110,6 +110,17 @@ def _fmt(value, pct: bool = False) -> str:
     return f"{value:.1%}" if pct else f"{value:.2f}"
 
 
+def attribute_slices(records: Sequence) -> dict:
+    """{"by_gender": {name: mask}, "by_race": {name: mask}} over the records; a missing label is
+    "unknown"; empty slices are left out."""
+    out = {}
+    for by, key, names in (("by_gender", "gender", data_mod.GENDERS), ("by_race", "race", data_mod.RACES)):
+        values = np.array([getattr(r, key) if getattr(r, key) is not None else -1 for r in records])
+        masks = {name: values == idx for idx, name in list(enumerate(names)) + [(-1, "unknown")]}
+        out[by] = {name: mask for name, mask in masks.items() if mask.any()}
+    return out
+
+
 def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
     """Every metric of the report from predictions and labels (pure numpy)."""
     out: dict = {}
@@ -130,13 +141,9 @@ def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
         out["age_group_names"] = list(groups.names)
     if pred.female_prob is not None:
         out["gender"] = M.binary_scores(pred.genders, pred.female_prob >= 0.5)
-    for by, key, names in (("by_gender", "gender", data_mod.GENDERS), ("by_race", "race", data_mod.RACES)):
-        values = np.array([getattr(r, key) if getattr(r, key) is not None else -1 for r in pred.records])
+    for by, masks in attribute_slices(pred.records).items():
         table = {}
-        for idx, name in list(enumerate(names)) + [(-1, "unknown")]:
-            mask = values == idx
-            if not mask.any():
-                continue
+        for name, mask in masks.items():
             row = {"n": int(mask.sum())}
             if pred.age_distribution is not None:
                 row["age_mae"] = M.mae(pred.ages[mask], pred.predicted_ages[mask])

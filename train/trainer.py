@@ -192,7 +192,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         score = monitor_score(self.config.task, logs)
-        phase, _, _ = phase_at(self.config, epoch)
+        phase, phase_start, phase_epochs = phase_at(self.config, epoch)
         row = {"epoch": epoch + 1, "phase": phase, "lr": learning_rate(self.config, epoch),
                "seconds": round(time.time() - self.state.get("epoch_started", time.time()), 1),
                "score": round(score, 5), **{k: round(float(v), 6) for k, v in logs.items()}}
@@ -209,8 +209,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.state.update(epochs_done=epoch + 1, phase=phase,
                           train_seconds=self.state.get("train_seconds", 0.0) + row["seconds"])
         self.run.write_state(self.state)
-        _, phase_start, n = phase_at(self.config, epoch)
-        if epoch + 1 == phase_start + n and phase != self.config.phases()[-1][0]:
+        if epoch + 1 == phase_start + phase_epochs and phase != self.config.phases()[-1][0]:
             atomic_save(self.model, self.run.path(f"{phase}.keras"))  # each phase's result, for reports
         try:
             from agegender.train.plots import plot_history
