@@ -64,6 +64,23 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def dataset_weight(text: str) -> tuple:
+    name, sep, weight = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT (e.g. aaf=0.4), got {text!r}")
+    return name, non_negative_float(weight)
+
+
 def fraction(text: str) -> float:
     """A number in (0, 1]."""
     value = positive_float(text)
@@ -98,8 +115,19 @@ def require_training_stack(command: str) -> None:
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
     """The options shared by `train` and `bias`."""
-    p.add_argument("--data", default=None, help="UTKFace folder or CSV file,age,gender[,race] "
-                   "(default: $AGEGENDER_DATA)")
+    p.add_argument("--data", default=None, action="append", metavar="[NAME=]PATH",
+                   help="UTKFace folder or CSV file,age,gender[,race]; give it several times to train on "
+                        "several datasets at once, each with its split files in train/splits/NAME/ "
+                        "(NAME defaults to the folder's name: utkface, aaf) (default: $AGEGENDER_DATA)")
+    p.add_argument("--data-weight", default=[], action="append", metavar="NAME=W", type=dataset_weight,
+                   help="share of the training draws for dataset NAME (default: equal shares)")
+    p.add_argument("--age-balance", type=non_negative_float, default=0.0, metavar="POWER",
+                   help="draw faces with weight 1/frequency(age)**POWER (smoothed age bins), so that children, "
+                        "teenagers and the over-60s are not pulled to the dense middle: 0 = off, 1 = flat "
+                        "(default %(default)s)")
+    p.add_argument("--augment", default="none", metavar="FAMILIES",
+                   help="camera and old-photo augmentation: all, none, or a comma list of colour, grey, lowres, "
+                        "blur, noise, jpeg, jitter (default %(default)s)")
     p.add_argument("--arch", default="mobilenetv2",
                    choices=["cnn", "cnn-skip", "autoencoder", "mobilenetv2"], help="backbone (default %(default)s)")
     p.add_argument("--task", default="multi", choices=["multi", "age", "gender", "group"],
@@ -151,15 +179,21 @@ best.keras, history.csv, curves.png, and at the end model.keras + model.json."""
     p.set_defaults(func=cmd_train)
 
 
-def data_arg(args) -> str:
+def data_arg(args):
+    """The --data value(s): one path (str), or a list when given several times."""
     import os
 
-    data = args.data or os.environ.get("AGEGENDER_DATA")
-    if not data:
+    items = args.data or ([os.environ["AGEGENDER_DATA"]] if os.environ.get("AGEGENDER_DATA") else [])
+    if isinstance(items, str):
+        items = [items]
+    if not items:
         raise SystemExit("no data: pass --data DIR (or a CSV), or set AGEGENDER_DATA")
-    if not os.path.exists(data):
-        raise SystemExit(f"data not found: {data}")
-    return data
+    for item in items:
+        name, sep, path = item.partition("=")
+        path = path if sep and not os.path.exists(item) else item
+        if not os.path.exists(path):
+            raise SystemExit(f"data not found: {path}")
+    return items[0] if len(items) == 1 else items
 
 
 def training_config(args, data: str, **overrides):
@@ -172,6 +206,7 @@ def training_config(args, data: str, **overrides):
         finetune_lr=args.finetune_lr, weights=args.weights, width=args.width, patience=args.patience, seed=args.seed,
         split_dir=args.split_dir, max_images=args.max_images, workers=args.workers,
         align_detector=args.align_detector, init_from=args.init_from, ae_epochs=args.ae_epochs,
+        data_weights=dict(args.data_weight) or None, age_balance=args.age_balance, augment=args.augment,
         command=portable_command(shlex.join(["agegender"] + sys.argv[1:])))
     fields.update(overrides)
     return TrainConfig(**fields)
@@ -180,7 +215,13 @@ def training_config(args, data: str, **overrides):
 def cmd_train(args) -> int:
     data = data_arg(args)
     require_training_stack("train")
+    from agegender.train.augment import parse_families
     from agegender.train.trainer import train
+
+    try:
+        parse_families(args.augment)
+    except ValueError as exc:
+        raise SystemExit(f"--augment: {exc}")
 
     state = train(training_config(args, data), resume=args.resume)
     return 0 if state.get("finished") else 1
@@ -197,10 +238,15 @@ def add_evaluate(sub) -> None:
         epilog="""examples:
   agegender evaluate models/agegender_mnv2_128.keras --data $AGEGENDER_DATA --split test --out reports/mnv2
   agegender evaluate model.tflite --data other_faces.csv --split all --out reports/other
+  # every dataset on its own held-out split (AAF: its official val half), with a summary table
+  agegender evaluate model.tflite --data UTKFace/ --data aaf/labels.csv --split test \
+      --align-detector yunet.onnx --out reports/cross
 
 Writes metrics.json, report.md and confusion.png in --out.""")
     p.add_argument("model", help="a .keras, .tflite or .onnx model")
-    p.add_argument("--data", default=None, help="UTKFace folder or CSV (default: $AGEGENDER_DATA)")
+    p.add_argument("--data", default=None, action="append", metavar="[NAME=]PATH",
+                   help="UTKFace folder or CSV (default: $AGEGENDER_DATA); give it several times to score each "
+                        "dataset on its own split files (train/splits/NAME/) and write a summary across them")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                    help="which split to score; 'all' = every readable labelled image (default %(default)s)")
     p.add_argument("--split-dir", default=None, help="folder with train/val/test.txt (default: shipped UTKFace split)")
@@ -217,12 +263,15 @@ def cmd_evaluate(args) -> int:
     data = data_arg(args)
     if args.model.endswith(".keras"):
         require_training_stack("evaluate")
-    from agegender.train.evaluate import evaluate_model
+    from agegender.train.evaluate import dataset_sources, evaluate_datasets, summary_markdown
 
-    report = evaluate_model(args.model, data, split=args.split, split_dir=args.split_dir, out=args.out,
-                            batch_size=args.batch_size, max_images=args.max_images,
-                            align_detector=args.align_detector)
-    print(report.summary())
+    reports = evaluate_datasets(args.model, dataset_sources(data, args.split_dir), split=args.split, out=args.out,
+                                batch_size=args.batch_size, max_images=args.max_images,
+                                align_detector=args.align_detector)
+    for report in reports.values():
+        print(report.summary())
+    if len(reports) > 1:
+        print(summary_markdown(reports))
     return 0
 
 

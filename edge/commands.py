@@ -50,6 +50,8 @@ def add_run(sub, helpers) -> None:
   agegender run --source picam --json faces.jsonl    # Raspberry Pi camera
   agegender run --source clip.mp4 --output annotated.mp4 --max-frames 300
   agegender run --source photos/ --output annotated/ # a folder of pictures
+  agegender run --source picam --serve 0.0.0.0:8080 --serve-token SECRET
+                        # headless Pi: open http://PI:8080/?token=SECRET in a browser
 
 Stops at the end of a file, after --max-frames, on Ctrl-C or SIGTERM; the JSON Lines
 and video outputs are flushed and closed either way.""")
@@ -63,7 +65,34 @@ and video outputs are flushed and closed either way.""")
                    help="weight of the newest frame, in (0, 1] (1 = no smoothing; default %(default)s)")
     p.add_argument("--reconnect-seconds", type=helpers.positive_float, default=10.0,
                    help="how long to keep reopening a camera that stopped delivering frames")
+    p.add_argument("--serve", default=None, metavar="[HOST:]PORT", type=serve_address,
+                   help="live view in a browser: the annotated stream, the faces and FPS at http://HOST:PORT/ "
+                        "(/stream.mjpg, /faces, /events, /stats, /healthz). Binds to 127.0.0.1 unless HOST is "
+                        "given (0.0.0.0: every interface)")
+    p.add_argument("--serve-token", default=None, metavar="TOKEN",
+                   help="require this token on every request (?token=TOKEN or 'Authorization: Bearer TOKEN'); "
+                        "default: $AGEGENDER_SERVE_TOKEN, else none")
+    p.add_argument("--serve-max-viewers", type=helpers.positive_int, default=4,
+                   help="streams served at once at most (default %(default)s)")
+    p.add_argument("--realtime", action="store_true",
+                   help="play a video file or picture folder at its own frame rate (--realtime-fps for pictures) "
+                        "instead of as fast as possible, e.g. to watch it through --serve")
+    p.add_argument("--realtime-fps", type=helpers.positive_float, default=None,
+                   help="frame rate for --realtime (default: the video's own, or 1 for pictures)")
+    p.add_argument("--serve-fps", type=helpers.positive_float, default=15.0,
+                   help="frames per second sent to each viewer at most (default %(default)s)")
     p.set_defaults(func=cmd_run)
+
+
+def serve_address(text: str) -> tuple:
+    import argparse
+
+    from agegender.edge.live_view import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
 
 
 def cmd_run(args) -> int:
@@ -74,6 +103,15 @@ def cmd_run(args) -> int:
 
     estimator = make_estimator(args)
     source = open_source(args.source, reconnect_seconds=args.reconnect_seconds)
+    live_view = None
+    if args.serve is not None:
+        import os
+
+        from agegender.edge.live_view import LiveView
+
+        live_view = LiveView(*args.serve, token=args.serve_token or os.environ.get("AGEGENDER_SERVE_TOKEN"),
+                             max_viewers=args.serve_max_viewers, stream_fps=args.serve_fps)
+        print(f"live view: {live_view.url}", file=sys.stderr, flush=True)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -82,9 +120,13 @@ def cmd_run(args) -> int:
             tracker=IoUTracker(smoothing=args.smoothing) if getattr(source, "sequential", False) else None,
             json_writer=JsonLinesWriter(args.json) if args.json else None,
             output=AnnotatedOutput(args.output, getattr(source, "fps", 30.0)) if args.output else None,
-            window=Window() if args.display else None, max_frames=args.max_frames, stop=stop)
+            window=Window() if args.display else None, max_frames=args.max_frames, stop=stop,
+            live_view=live_view,
+            pace_fps=(args.realtime_fps or getattr(source, "fps", None) or 1.0) if args.realtime else None)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if live_view is not None:
+            live_view.close()
     log.info("%d frames, %d faces in %.1f s (%.1f FPS); stopped by %s", stats.frames, stats.faces,
              stats.seconds, stats.fps, stats.stopped_by)
     if stats.stopped_by == "stop requested":

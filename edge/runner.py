@@ -63,7 +63,7 @@ def frame_record(frame, faces: list[Face]) -> dict:
 def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None, json_writer=None,
              output=None, window=None, max_frames: Optional[int] = None, aligned: bool = False,
              stop: Optional[threading.Event] = None, on_result: Optional[Callable] = None,
-             report_every: float = 5.0) -> RunStats:
+             report_every: float = 5.0, live_view=None, pace_fps: Optional[float] = None) -> RunStats:
     stats = RunStats()
     stop = stop or threading.Event()
     started = last_report = time.perf_counter()
@@ -98,8 +98,12 @@ def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None,
             stage["track"] += t3 - t2
             stats.frames += 1
             stats.faces += len(faces)
+            record = frame_record(frame, faces) if (json_writer or live_view) is not None else None
             if json_writer is not None:
-                json_writer.write(frame_record(frame, faces))
+                json_writer.write(record)
+            if live_view is not None:  # stores references only: viewers never slow the loop
+                live_view.publish(frame.image, faces, record, fps,
+                                  {k: 1000.0 * v / stats.frames for k, v in stage.items()})
             if on_result is not None:
                 on_result(frame, faces)
             if frame.image is not None and (output is not None or window is not None):
@@ -111,6 +115,8 @@ def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None,
                     stats.stopped_by = "window closed"
                     break
             stage["draw"] += time.perf_counter() - t3
+            if pace_fps:  # play a file at its own frame rate (for viewers of the live view)
+                time.sleep(max(0.0, started + stats.frames / pace_fps - time.perf_counter()))
             now = time.perf_counter()
             dt = now - t0
             fps = 1 / dt if fps is None else 0.9 * fps + 0.1 / max(dt, 1e-6)
@@ -129,7 +135,7 @@ def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None,
     finally:
         stats.seconds = time.perf_counter() - started
         stats.stage_seconds = stage
-        for closable in (json_writer, output, window, source):
+        for closable in (json_writer, output, window, source):  # the live view is the caller's to close
             if closable is not None:
                 closable.close()
     return stats

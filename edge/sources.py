@@ -64,6 +64,25 @@ class ImageFiles:
         pass
 
 
+class FrameArrays:
+    """Frames already in memory (RGB arrays), as a sequential stream: for the API, tests and benchmarks."""
+
+    live = False
+    sequential = True
+
+    def __init__(self, images, name: str = "frames", fps: float = 30.0):
+        self.images = images
+        self.name = name
+        self.fps = fps
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, image in enumerate(self.images):
+            yield Frame(image, i, self.name)
+
+    def close(self) -> None:
+        pass
+
+
 class VideoCapture:
     """A camera index or a video file through cv2.VideoCapture, reopened when a camera drops out."""
 

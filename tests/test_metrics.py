@@ -11,9 +11,11 @@ def test_mae_and_bands_by_hand():
     pred = [7, 15, 25, 50, 60, 10]
     assert M.mae(true, pred) == pytest.approx((2 + 0 + 5 + 0 + 10 + 0) / 6)
     bands = M.mae_by_band(true, pred)
-    assert bands["0-12"] == {"mae": pytest.approx(1.0), "n": 2}
-    assert bands["20-39"]["mae"] == pytest.approx(5.0)
-    assert bands["60+"] == {"mae": pytest.approx(10.0), "n": 1}
+    assert bands["0-6"] == {"mae": pytest.approx(2.0), "bias": pytest.approx(2.0), "n": 1}
+    assert bands["7-12"] == {"mae": pytest.approx(0.0), "bias": pytest.approx(0.0), "n": 1}
+    assert bands["20-39"]["mae"] == pytest.approx(5.0) and bands["20-39"]["bias"] == pytest.approx(-5.0)
+    assert bands["60+"] == {"mae": pytest.approx(10.0), "bias": pytest.approx(-10.0), "n": 1}
+    assert M.mean_signed_error([10, 20], [13, 19]) == pytest.approx(1.0)
 
 
 def test_confusion_and_per_class_by_hand():

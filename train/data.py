@@ -50,6 +50,7 @@ class FaceRecord:
     age: int
     gender: int  # 0 male, 1 female
     race: Optional[int] = None  # 0..4, None when unknown
+    dataset: str = ""  # the DataSource name it came from ("utkface", "aaf", ...)
 
     @property
     def name(self) -> str:
@@ -223,6 +224,76 @@ def read_dataset(source: str, check_content: bool = True) -> tuple[list[FaceReco
     if not records:
         raise DatasetError(f"no usable labelled images in {source} ({report.summary()})")
     return records, report
+
+
+# --- several datasets ----------------------------------------------------------
+
+# What a model card says about each dataset we know; others are "licence unknown".
+KNOWN_DATASETS = {
+    "utkface": {"title": "UTKFace (Zhang, Song, Qi, CVPR 2017)",
+                "licence": "non-commercial research use only"},
+    "aaf": {"title": "All-Age-Faces (Cheng et al., Tsinghua Science and Technology 24(3), 2019)",
+            "licence": "no licence stated; research use only, cite the authors"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """One labelled dataset given to training or evaluation, with its split files and weight.
+
+    Written on the command line as ``[NAME=]PATH``: a UTKFace folder or a CSV. Without a
+    name, the folder's name (for a CSV, its folder's name) is used, lower-cased: the
+    shared ``data/utkface`` is "utkface", ``data/aaf/labels.csv`` is "aaf". Its split
+    files are ``train/splits/NAME/`` as shipped, unless ``split_dir`` says otherwise.
+    """
+
+    name: str
+    path: str
+    split_dir: Optional[str] = None
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str, split_dir: Optional[str] = None, weight: float = 1.0) -> "DataSource":
+        name, sep, path = text.partition("=")
+        if not sep or os.path.exists(text) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            name, path = "", text
+        return cls(name or dataset_name_of(path), path, split_dir, weight)
+
+    def splits_folder(self) -> str:
+        return self.split_dir or shipped_split_dir(self.name)
+
+    def describe(self) -> dict:
+        known = KNOWN_DATASETS.get(self.name, {})
+        return {"name": self.name, "title": known.get("title", self.name),
+                "licence": known.get("licence", "unknown: check the dataset's terms"),
+                "split_files": (self.split_dir if self.split_dir else f"agegender.train/splits/{self.name} (shipped)"),
+                "weight": self.weight}
+
+
+def dataset_name_of(path: str) -> str:
+    """'utkface' for .../UTKFace/, 'aaf' for .../aaf/labels.csv."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path) if path.lower().endswith(".csv") else path
+    return re.sub(r"[^a-z0-9_-]", "", os.path.basename(folder.rstrip(os.sep)).lower()) or "data"
+
+
+def read_source(source: DataSource, check_content: bool = True) -> tuple[list[FaceRecord], ReadReport]:
+    """The records of one source, each tagged with the source's name."""
+    records, report = read_dataset(source.path, check_content)
+    return [dataclasses.replace(r, dataset=source.name) for r in records], report
+
+
+def select_source_split(records: list[FaceRecord], split: str, source: DataSource) -> list[FaceRecord]:
+    """One split of one source's records, by its own split files."""
+    if split != "all" and source.split_dir is None and not os.path.isdir(source.splits_folder()):
+        raise DatasetError(f"no shipped split files for dataset {source.name!r}: pass --split-dir "
+                           f"or name it as one of {sorted(shipped_split_names())} (NAME=PATH)")
+    return select_split(records, split, source.splits_folder())
+
+
+def shipped_split_names() -> list[str]:
+    root = resources.files("agegender.train").joinpath("splits")
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
 
 
 # --- splits ------------------------------------------------------------------

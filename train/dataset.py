@@ -23,6 +23,7 @@ import numpy as np
 
 from agegender.edge.contract import InputContract, canonical_input, crop_to_input, face_input
 from agegender.edge.images import read_canonical
+from agegender.train import augment as aug
 from agegender.train.data import FaceRecord
 
 
@@ -80,7 +81,8 @@ class FaceSequence(keras.utils.PyDataset):
                  augment_images: bool = False, shuffle: bool = False, seed: int = 0,
                  outputs: Sequence[str] = ("age", "gender"), workers: int = 2,
                  max_queue_size: int = 8, label_fn=None, landmarks: Optional[dict] = None,
-                 camera_fraction: float = 0.8):
+                 camera_fraction: float = 0.8, families: Sequence[str] = (),
+                 sampling_p: Optional[np.ndarray] = None, epoch_size: Optional[int] = None):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         self.records = list(records)
         self.img_size = img_size
@@ -91,6 +93,11 @@ class FaceSequence(keras.utils.PyDataset):
         self.label_fn = label_fn
         self.landmarks = landmarks or {}
         self.camera_fraction = camera_fraction
+        self.families = tuple(families)
+        self.camera_params = aug.camera_parameters(self.families)
+        # with sampling probabilities, each epoch draws epoch_size faces with replacement
+        self.sampling_p = None if sampling_p is None else np.asarray(sampling_p, float)
+        self.epoch_size = epoch_size or len(self.records)
         self.contract = InputContract(size=img_size)
         self._seed = seed
         self._epoch = 0
@@ -98,11 +105,14 @@ class FaceSequence(keras.utils.PyDataset):
         self.on_epoch_end()
 
     def __len__(self) -> int:
-        return math.ceil(len(self.records) / self.batch_size)
+        return math.ceil(len(self._order) / self.batch_size)
 
     def on_epoch_end(self) -> None:
-        if self.shuffle:
-            self._order = np.random.default_rng(self._seed + self._epoch).permutation(len(self.records))
+        rng = np.random.default_rng(self._seed + self._epoch)
+        if self.sampling_p is not None:
+            self._order = rng.choice(len(self.records), size=self.epoch_size, replace=True, p=self.sampling_p)
+        elif self.shuffle:
+            self._order = rng.permutation(len(self.records))
         self._epoch += 1
 
     def images(self, index: int) -> np.ndarray:
@@ -118,9 +128,13 @@ class FaceSequence(keras.utils.PyDataset):
         points = self.landmarks.get(record.name)
         if not self.augment_images:
             return canonical_input(image, self.contract, points)
+        image = aug.before_alignment(image, rng, self.families)
         if points is not None and rng.random() < self.camera_fraction:
-            return photometric(camera_view(image, points, self.contract, rng), rng)
-        return crop_to_input(augment(image, rng), self.img_size)
+            scales, rotation, noise = self.camera_params
+            out = photometric(camera_view(image, points, self.contract, rng, scales, rotation, noise), rng)
+        else:
+            out = crop_to_input(augment(image, rng), self.img_size)
+        return aug.after_alignment(out, rng, self.families)
 
     def labels(self, index: int) -> dict:
         idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]

@@ -35,6 +35,7 @@ class Predictions:
     age_distribution: Optional[np.ndarray]  # (N, 101)
     female_prob: Optional[np.ndarray]  # (N,)
     group_probs: Optional[np.ndarray] = None  # (N, G) from a --task group model
+    poses: Optional[list] = None  # pose bucket of each face (from its landmarks), None where unknown
 
     @property
     def ages(self) -> np.ndarray:
@@ -76,9 +77,10 @@ class EvaluationReport:
         if "age_mae" in m:
             lines += ["## Age", "", f"MAE **{m['age_mae']:.2f}** years (mean predicted spread "
                       f"± {m.get('age_std_mean', float('nan')):.1f})", "",
-                      "| age band | n | MAE |", "|---|---:|---:|"]
-            lines += [f"| {band} | {v['n']} | {v['mae']:.2f} |" for band, v in m["age_mae_by_band"].items()]
-            lines.append("")
+                      "| age band | n | MAE | mean signed error |", "|---|---:|---:|---:|"]
+            lines += [f"| {band} | {v['n']} | {v['mae']:.2f} | {v['bias']:+.2f} |"
+                      for band, v in m["age_mae_by_band"].items()]
+            lines += ["", "Mean signed error: predicted minus true age; above 0 the band reads too old.", ""]
         if "age_group" in m:
             g = m["age_group"]
             lines += ["## Age groups", "", f"accuracy **{g['accuracy']:.1%}**, macro F1 {g['macro']['f1']:.3f}",
@@ -92,7 +94,7 @@ class EvaluationReport:
             lines += ["## Gender (positive class: female)", "",
                       f"accuracy **{g['accuracy']:.1%}**, precision {g['precision']:.3f}, "
                       f"recall {g['recall']:.3f}, F1 {g['f1']:.3f}", ""]
-        for by in ("by_gender", "by_race"):
+        for by in ("by_gender", "by_race", "by_pose"):
             if m.get(by):
                 lines += [f"## {by.replace('_', ' ').capitalize()}", "",
                           "| group | n | age MAE | age-group acc. | gender acc. |", "|---|---:|---:|---:|---:|"]
@@ -104,10 +106,12 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def _fmt(value, pct: bool = False) -> str:
+def _fmt(value, pct: bool = False, signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
-    return f"{value:.1%}" if pct else f"{value:.2f}"
+    if pct:
+        return f"{value:.1%}"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
 def attribute_slices(records: Sequence) -> dict:
@@ -141,12 +145,18 @@ def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
         out["age_group_names"] = list(groups.names)
     if pred.female_prob is not None:
         out["gender"] = M.binary_scores(pred.genders, pred.female_prob >= 0.5)
-    for by, masks in attribute_slices(pred.records).items():
+    slices = attribute_slices(pred.records)
+    if pred.poses is not None:
+        poses = np.array([p or "unknown" for p in pred.poses])
+        slices["by_pose"] = {name: poses == name for name in ("frontal", "turned", "profile", "unknown")
+                             if (poses == name).any()}
+    for by, masks in slices.items():
         table = {}
         for name, mask in masks.items():
             row = {"n": int(mask.sum())}
             if pred.age_distribution is not None:
                 row["age_mae"] = M.mae(pred.ages[mask], pred.predicted_ages[mask])
+                row["age_bias"] = M.mean_signed_error(pred.ages[mask], pred.predicted_ages[mask])
             if pred_group is not None:
                 row["age_group_accuracy"] = float(np.mean(true_group[mask] == pred_group[mask]))
             if pred.female_prob is not None:
@@ -206,28 +216,89 @@ def load_predictor(model_path: str, threads: Optional[int] = None) -> tuple[Pred
     return backend.predict, backend.info.input_size
 
 
-def evaluate_model(model_path: str, data: str, split: str = "test", split_dir: Optional[str] = None,
+def evaluate_model(model_path: str, data, split: str = "test", split_dir: Optional[str] = None,
                    out: Optional[str] = None, batch_size: int = 64, max_images: Optional[int] = None,
                    groups: AgeGroups = AgeGroups(), align_detector: Optional[str] = None) -> EvaluationReport:
-    records, read_report = data_mod.read_dataset(data)
-    records = data_mod.select_split(records, split, split_dir)
-    if max_images:
-        records = records[:max_images]
-    log.info("scoring %s on %d %s images", model_path, len(records), split)
-    landmarks = None
-    if align_detector:
-        from agegender.train.landmarks import load_landmarks
-        landmarks = load_landmarks(records, data, align_detector)
+    """Score a model on one dataset (a path, or ``NAME=PATH``)."""
+    sources = dataset_sources(data, split_dir)
+    if len(sources) != 1:
+        raise data_mod.DatasetError("evaluate_model scores one dataset; use evaluate_datasets for several")
+    return evaluate_datasets(model_path, sources, split, out, batch_size, max_images, groups,
+                             align_detector)[sources[0].name]
+
+
+def dataset_sources(data, split_dir: Optional[str] = None) -> list:
+    """DataSources from one path or several (``[NAME=]PATH``); one unnamed dataset without shipped
+    split files of its own keeps the UTKFace split files, as before."""
+    items = [data] if isinstance(data, str) else list(data)
+    sources = [data_mod.DataSource.parse(item, split_dir if len(items) == 1 else None) for item in items]
+    if len(sources) == 1 and not split_dir and sources[0].name not in data_mod.shipped_split_names():
+        sources[0] = dataclasses.replace(sources[0], split_dir=data_mod.shipped_split_dir("utkface"))
+    return sources
+
+
+def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", out: Optional[str] = None,
+                      batch_size: int = 64, max_images: Optional[int] = None, groups: AgeGroups = AgeGroups(),
+                      align_detector: Optional[str] = None) -> dict:
+    """{dataset name: report}; with several datasets and ``out``, one folder each plus summary.md."""
     predictor, size = load_predictor(model_path)
-    pred = predict_records(predictor, records, size, batch_size, landmarks=landmarks)
-    metrics = compute_metrics(pred, groups)
-    metrics["alignment"] = ("crops re-aligned by their landmarks" if landmarks is not None else "crops as given")
-    metrics["split_dir"] = split_dir or ("shipped UTKFace split" if split != "all" else None)
-    metrics["skipped_inputs"] = dict(read_report.skipped)
-    report = EvaluationReport(model_path, split, len(records), metrics)
+    reports = {}
+    for source in sources:
+        records, read_report = data_mod.read_source(source)
+        records = data_mod.select_source_split(records, split, source)
+        if max_images:  # a seeded sample spread over ages and genders, not the first names
+            records = data_mod.stratified_sample(records, max_images, seed=0)
+        log.info("scoring %s on %d %s images of %s", model_path, len(records), split, source.name)
+        landmarks = None
+        if align_detector:
+            from agegender.train.landmarks import load_landmarks
+            landmarks = load_landmarks(records, source.path, align_detector)
+        pred = predict_records(predictor, records, size, batch_size, landmarks=landmarks)
+        if landmarks is not None:
+            from agegender.edge.quality import face_quality
+            pred.poses = [face_quality(landmarks[r.name]).pose if r.name in landmarks else None for r in records]
+        metrics = compute_metrics(pred, groups)
+        metrics["dataset"] = source.describe()
+        metrics["alignment"] = ("crops re-aligned by their landmarks" if landmarks is not None else "crops as given")
+        metrics["split_dir"] = None if split == "all" else source.splits_folder()
+        metrics["skipped_inputs"] = dict(read_report.skipped)
+        reports[source.name] = EvaluationReport(model_path, f"{source.name} {split}", len(records), metrics)
     if out:
-        write_report(report, out)
-    return report
+        if len(reports) == 1:
+            write_report(next(iter(reports.values())), out)
+        else:
+            for name, report in reports.items():
+                write_report(report, os.path.join(out, name))
+            write_summary(reports, out)
+    return reports
+
+
+def summary_markdown(reports: dict) -> str:
+    """One table across datasets: MAE, gender, and the mean signed error of every age band."""
+    bands = [b for lo, hi in M.AGE_BANDS for b in [M.band_name(lo, hi)]]
+    lines = ["| dataset | split | n | age MAE | gender acc. | " + " | ".join(f"{b} bias" for b in bands) + " |",
+             "|---|---|---:|---:|---:|" + "---:|" * len(bands)]
+    for name, report in reports.items():
+        m = report.metrics
+        by_band = m.get("age_mae_by_band", {})
+        cells = [_fmt(by_band.get(b, {}).get("bias"), signed=True) for b in bands]
+        gender = m.get("gender", {}).get("accuracy")
+        lines.append(f"| {name} | {report.split.split()[-1]} | {report.n_images} | {_fmt(m.get('age_mae'))} | "
+                     f"{_fmt(gender, pct=True)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_summary(reports: dict, out: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    model = next(iter(reports.values())).model
+    text = (f"# `{os.path.basename(model)}` on {len(reports)} datasets\n\n" + summary_markdown(reports)
+            + "\n\nBias = mean signed error (predicted minus true age, years). Each dataset's full report "
+              "is in its folder.\n")
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump({name: {"split": r.split, "n_images": r.n_images, **r.metrics} for name, r in reports.items()},
+                  f, indent=2)
 
 
 def write_report(report: EvaluationReport, out: str) -> None:

@@ -32,7 +32,9 @@ MIN_SCORE = 0.8
 
 def cache_path(data: str, detector_path: str) -> str:
     key = hashlib.sha1(f"{os.path.abspath(data)}|{sha256_file(detector_path)}".encode()).hexdigest()[:16]
-    return os.path.join(cache_dir(), "landmarks", f"utkface-{key}.npz")
+    from agegender.train.data import dataset_name_of
+
+    return os.path.join(cache_dir(), "landmarks", f"{dataset_name_of(data)}-{key}.npz")
 
 
 def detect_landmarks(records: Sequence, detector: YuNetDetector) -> dict[str, np.ndarray]:

@@ -5,7 +5,8 @@ from typing import Sequence
 
 import numpy as np
 
-AGE_BANDS = ((0, 12), (13, 19), (20, 39), (40, 59), (60, 200))
+# children are split in two: toddlers and school children are judged separately
+AGE_BANDS = ((0, 6), (7, 12), (13, 19), (20, 39), (40, 59), (60, 200))
 
 
 def band_name(lo: int, hi: int) -> str:
@@ -17,13 +18,20 @@ def mae(true, pred) -> float:
     return float(np.mean(np.abs(true - pred))) if true.size else float("nan")
 
 
+def mean_signed_error(true, pred) -> float:
+    """Mean of predicted - true: > 0 reads too old, < 0 too young."""
+    true, pred = np.asarray(true, float), np.asarray(pred, float)
+    return float(np.mean(pred - true)) if true.size else float("nan")
+
+
 def mae_by_band(true_ages, pred_ages, bands=AGE_BANDS) -> dict:
-    """{band: {"mae", "n"}} for the age bands of the true age."""
+    """{band: {"mae", "bias", "n"}} for the age bands of the true age; bias = mean signed error."""
     true_ages, pred_ages = np.asarray(true_ages, float), np.asarray(pred_ages, float)
     out = {}
     for lo, hi in bands:
         mask = (true_ages >= lo) & (true_ages <= hi)
-        out[band_name(lo, hi)] = {"mae": mae(true_ages[mask], pred_ages[mask]), "n": int(mask.sum())}
+        out[band_name(lo, hi)] = {"mae": mae(true_ages[mask], pred_ages[mask]),
+                                  "bias": mean_signed_error(true_ages[mask], pred_ages[mask]), "n": int(mask.sum())}
     return out
 
 

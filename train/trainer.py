@@ -47,7 +47,7 @@ PRETRAINED = ("mobilenetv2", "autoencoder")
 
 @dataclasses.dataclass
 class TrainConfig:
-    data: str
+    data: object  # one dataset (str) or several ([str]), each "[NAME=]PATH" (see data.DataSource)
     out: str
     arch: str = "mobilenetv2"
     task: str = "multi"
@@ -70,7 +70,29 @@ class TrainConfig:
     align_detector: Optional[str] = None  # YuNet file: train on crops re-aligned as the runtime aligns
     init_from: Optional[str] = None  # a .keras model of the same architecture to start from
     ae_epochs: int = 5  # autoencoder pretraining epochs (--arch autoencoder without --weights)
+    data_weights: Optional[dict] = None  # {dataset name: share of the draws}; default: equal shares
+    age_balance: float = 0.0  # 0: draw faces as they come; > 0: inverse age frequency ** this
+    augment: str = "none"  # camera / old-photo augmentation families (train/augment.py)
     command: str = ""
+
+    def sources(self) -> list:
+        """The datasets as ``DataSource``s (``split_dir`` applies when there is one dataset)."""
+        items = [self.data] if isinstance(self.data, str) else list(self.data)
+        split_dir = self.split_dir if len(items) == 1 else None
+        weights = self.data_weights or {}
+        sources = [data_mod.DataSource.parse(item, split_dir) for item in items]
+        names = [s.name for s in sources]
+        if len(set(names)) != len(names):
+            raise data_mod.DatasetError(f"two datasets share a name ({', '.join(names)}): "
+                                        "name them with --data NAME=PATH")
+        unknown = set(weights) - set(names)
+        if unknown:
+            raise data_mod.DatasetError(f"--data-weight names {', '.join(sorted(unknown))}, "
+                                        f"which is not among the datasets ({', '.join(names)})")
+        if len(sources) == 1 and split_dir is None and not self.split_dir and sources[0].name not in \
+                data_mod.shipped_split_names():  # a single unnamed dataset keeps the UTKFace split
+            sources[0] = dataclasses.replace(sources[0], split_dir=data_mod.shipped_split_dir("utkface"))
+        return [dataclasses.replace(s, weight=float(weights.get(s.name, 1.0))) for s in sources]
 
     def phases(self) -> list[tuple[str, int]]:
         """[(phase, epochs)] in order."""
@@ -232,17 +254,50 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 def load_splits(config: TrainConfig):
-    records, report = data_mod.read_dataset(config.data)
-    train = data_mod.select_split(records, "train", config.split_dir)
-    if config.train_names is not None:
-        wanted = set(config.train_names)
-        train = [r for r in records if r.name in wanted]
-    val = data_mod.select_split(records, "val", config.split_dir)
-    if config.max_images:
-        rng = np.random.default_rng(config.seed)
-        train = [train[i] for i in sorted(rng.permutation(len(train))[: config.max_images])]
-        val = val[: max(8, config.max_images // 4)]
-    return train, val, report
+    """(train records, val records, {dataset: read report}) over every dataset of the run."""
+    train, val, reports = [], [], {}
+    for source in config.sources():
+        records, reports[source.name] = data_mod.read_source(source)
+        source_train = data_mod.select_source_split(records, "train", source)
+        if config.train_names is not None:
+            wanted = set(config.train_names)
+            source_train = [r for r in records if r.name in wanted]
+        source_val = data_mod.select_source_split(records, "val", source)
+        if config.max_images:  # smoke runs: a seeded sample spread over ages and genders
+            source_train = data_mod.stratified_sample(source_train, config.max_images, config.seed)
+            source_val = data_mod.stratified_sample(source_val, max(8, config.max_images // 4), config.seed)
+        train += source_train
+        val += source_val
+    return train, val, reports
+
+
+def training_sampling(config: TrainConfig, records) -> Optional[np.ndarray]:
+    """Per-face draw probabilities (dataset shares x age balance), or None for plain shuffling."""
+    from agegender.train.sampling import expected_age_histogram, sampling_probabilities
+
+    names = sorted({r.dataset for r in records})
+    if config.age_balance == 0 and len(names) == 1:
+        return None
+    weights = {s.name: s.weight for s in config.sources()}
+    ages = [r.age for r in records]
+    probs = sampling_probabilities([r.dataset for r in records], ages, weights, config.age_balance)
+    bands = (0, 7, 13, 20, 40, 60)
+    before = expected_age_histogram(ages, np.full(len(ages), 1 / len(ages)), bands)
+    after = expected_age_histogram(ages, probs, bands)
+    log.info("sampling: age balance %.2f, dataset shares %s; share of draws by band %s",
+             config.age_balance, weights, ", ".join(f"{b}+: {x:.1%} (was {y:.1%})"
+                                                   for b, x, y in zip(bands, after, before)))
+    return probs
+
+
+def load_all_landmarks(config: TrainConfig, records) -> dict:
+    from agegender.train.landmarks import load_landmarks
+
+    found = {}
+    for source in config.sources():
+        mine = [r for r in records if r.dataset == source.name]
+        found.update(load_landmarks(mine, source.path, config.align_detector))
+    return found
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict:
@@ -255,19 +310,23 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     if state is not None and os.path.isfile(run.path("config.json")):
         with open(run.path("config.json")) as f:  # the card keeps the command that started the run
             config.command = json.load(f).get("command") or config.command
-    train_recs, val_recs, report = load_splits(config)
-    log.info("data: %s; train %d, val %d images", report.summary(), len(train_recs), len(val_recs))
+    from agegender.train.augment import parse_families
+
+    train_recs, val_recs, reports = load_splits(config)
+    for name, report in reports.items():
+        log.info("data %s: %s", name, report.summary())
+    log.info("train %d, val %d images", len(train_recs), len(val_recs))
     outputs = TASK_OUTPUTS[config.task]
     landmarks = None
     if config.align_detector:
-        from agegender.train.landmarks import load_landmarks
-        landmarks = load_landmarks(train_recs + val_recs, config.data, config.align_detector)
+        landmarks = load_all_landmarks(config, train_recs + val_recs)
         log.info("alignment: %d of %d crops re-aligned by their landmarks", len(landmarks),
                  len(train_recs) + len(val_recs))
     seqs = dict(
         train=FaceSequence(train_recs, config.img_size, config.batch_size, augment_images=True,
                            shuffle=True, seed=config.seed, outputs=outputs, workers=config.workers,
-                           landmarks=landmarks),
+                           landmarks=landmarks, families=parse_families(config.augment),
+                           sampling_p=training_sampling(config, train_recs)),
         val=FaceSequence(val_recs, config.img_size, config.batch_size, outputs=outputs,
                          workers=config.workers, landmarks=landmarks),
     )
@@ -370,8 +429,12 @@ def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec,
         "initialised_from": parent_model(config.init_from),
         "autoencoder_pretraining": state.get("autoencoder"),
         "split_dir": config.split_dir or "agegender.train/splits/utkface (shipped)",
+        "datasets": [s.describe() for s in config.sources()],
+        "age_balance": config.age_balance,
+        "augment": config.augment,
         "training_command": portable_command(config.command),
-        "dataset_licence": "UTKFace: non-commercial research use only",
+        "dataset_licence": "; ".join(f"{s['name']}: {s['licence']}" for s in
+                                     (src.describe() for src in config.sources())),
     }
     atomic_write_text(run.path("model.json"), json.dumps(card, indent=2))
     state["finished"] = True

@@ -1,0 +1,69 @@
+"""Training for the wild: several datasets, age-balanced draws, camera and old-photo augmentation."""
+import os
+
+import numpy as np
+import pytest
+
+from agegender.train import augment as aug
+from agegender.train import data
+from agegender.train.sampling import age_balance_weights, expected_age_histogram, sampling_probabilities
+
+
+def test_dataset_names_come_from_folders_or_are_given():
+    assert data.DataSource.parse("/x/shared/data/utkface").name == "utkface"
+    assert data.DataSource.parse("/x/shared/data/aaf/labels.csv").name == "aaf"
+    src = data.DataSource.parse("faces=/somewhere/labels.csv")
+    assert (src.name, src.path) == ("faces", "/somewhere/labels.csv")
+    assert data.DataSource.parse("aaf=x.csv").splits_folder().endswith(os.path.join("splits", "aaf"))
+    assert "non-commercial" in data.DataSource.parse("a/utkface").describe()["licence"]
+
+
+def test_aaf_split_files_keep_the_official_val_half_apart():
+    folder = data.shipped_split_dir("aaf")
+    train, val, test = (data.read_split_names(s, folder) for s in ("train", "val", "test"))
+    assert len(test) == 6517 and len(train) + len(val) == 6443
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert 0.1 < len(val) / (len(train) + len(val)) < 0.2
+
+
+def test_unknown_dataset_without_split_files_is_refused_clearly(tmp_path):
+    src = data.DataSource("mystery", str(tmp_path))
+    with pytest.raises(data.DatasetError, match="no shipped split files for dataset 'mystery'"):
+        data.select_source_split([], "train", src)
+
+
+def test_age_balance_lifts_sparse_ages_and_keeps_dataset_shares():
+    rng = np.random.default_rng(0)
+    ages = np.concatenate([rng.integers(20, 36, 900), rng.integers(0, 13, 60), rng.integers(60, 90, 40)])
+    flat = age_balance_weights(ages, power=0.0)
+    assert np.allclose(flat, 1.0)
+    w = age_balance_weights(ages, power=1.0)
+    assert w[ages < 13].mean() > 5 * w[(ages >= 20) & (ages < 36)].mean()
+    bands = (0, 13, 20, 60)
+    raw = expected_age_histogram(ages, np.full(len(ages), 1 / len(ages)), bands)
+    balanced = expected_age_histogram(ages, w / w.sum(), bands)
+    assert balanced[0] > 2 * raw[0] and balanced[3] > 2 * raw[3]
+    datasets = np.array(["a"] * 700 + ["b"] * 300)
+    p = sampling_probabilities(datasets, ages, {"a": 0.25, "b": 0.75}, age_power=0.5)
+    assert p.sum() == pytest.approx(1.0)
+    assert p[datasets == "b"].sum() == pytest.approx(0.75)
+
+
+def test_augment_families_parse_and_change_the_picture():
+    assert aug.parse_families("all") == aug.FAMILIES and aug.parse_families("none") == ()
+    with pytest.raises(ValueError, match="unknown augmentation family sparkle"):
+        aug.parse_families("blur,sparkle")
+    rng = np.random.default_rng(1)
+    face = np.zeros((128, 128, 3), np.uint8)
+    face[:, :, 0] = np.linspace(40, 220, 128)[None, :]
+    face[32:96, 32:96, 1] = 200
+    for fn in (aug.white_balance_exposure, aug.low_resolution, aug.blur, aug.sensor_noise, aug.jpeg):
+        out = fn(face, rng)
+        assert out.shape == face.shape and out.dtype == np.uint8
+        assert np.abs(out.astype(int) - face).mean() > 0.5, fn.__name__
+    grey = aug.grey_or_sepia(face, np.random.default_rng(3))
+    r, g, b = (grey[:, :, i].astype(int) for i in range(3))
+    assert (r >= g).all() and (g >= b).all()  # grey (equal) or sepia (warm): never a colour cast
+    # with every family at probability 1 each one is applied; with none the picture is untouched
+    assert np.array_equal(aug.after_alignment(face, rng, ()), face)
+    assert aug.camera_parameters(["jitter"])[2] > aug.camera_parameters([])[2]
