@@ -24,6 +24,7 @@ from agegender.edge.backends import ModelError, card_path, open_model
 from agegender.edge.contract import InputContract, crop_to_input, face_input
 from agegender.edge.detectors import Detection, create_detector
 from agegender.edge.postprocess import AgeGender, decode
+from agegender.edge.quality import FaceQuality, face_quality
 from agegender.edge.zoo import default_model_path
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,25 @@ class Face:
     gender_prob: float
     female_prob: float
     id: Optional[int] = None  # track id (video), None for still pictures
+    quality: Optional[FaceQuality] = None  # pose and size from the landmarks; None without landmarks
 
     def label(self) -> str:
         return f"{self.age:.0f} ± {self.age_std:.0f} · {self.gender[0].upper()} {self.gender_prob:.2f}"
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "box": [int(v) for v in self.box], "score": round(self.score, 4),
-                "age": round(self.age, 2), "age_std": round(self.age_std, 2), "age_group": self.age_group,
-                "gender": self.gender, "gender_prob": round(self.gender_prob, 4)}
+        out = {"id": self.id, "box": [int(v) for v in self.box], "score": round(self.score, 4),
+               "age": round(self.age, 2), "age_std": round(self.age_std, 2), "age_group": self.age_group,
+               "gender": self.gender, "gender_prob": round(self.gender_prob, 4)}
+        if self.quality is not None:
+            out["quality"] = self.quality.to_dict()
+        return out
+
+
+def widen_for_quality(result: AgeGender, quality: Optional[FaceQuality]) -> AgeGender:
+    """A face seen poorly (turned away, tiny) gets a wider age spread: up to twice as wide at quality 0."""
+    if quality is None:
+        return result
+    return dataclasses.replace(result, age_std=result.age_std * (2.0 - quality.score))
 
 
 def load_contract(model_path: str, info) -> InputContract:
@@ -86,9 +98,10 @@ class Estimator:
 
     def __init__(self, model: Optional[str] = None, detector=None, threads: Optional[int] = None,
                  max_faces: int = 10, min_face: int = 24, detect_max_side: Optional[int] = None,
-                 score_threshold: float = 0.7):
+                 score_threshold: float = 0.7, flip: bool = False):
         """model: .tflite/.onnx path (default: the shipped int8 TFLite).
-        detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar)."""
+        detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar).
+        flip: also run every face mirrored and average the two answers (twice the model time)."""
         self.model_path = model or default_model_path()
         self.backend = open_model(self.model_path, threads)
         self.contract = load_contract(self.model_path, self.backend.info)
@@ -99,6 +112,7 @@ class Estimator:
         self.max_faces = max_faces
         self.min_face = min_face
         self.batch_one = self.backend.info.format == "tflite"
+        self.flip = flip
         self.timings: dict[str, float] = {}
 
     # --- the steps, each usable on its own -----------------------------------
@@ -115,12 +129,17 @@ class Estimator:
         """Model inputs (N, S, S, 3) uint8 -> decoded results."""
         if len(inputs) == 0:
             return []
+        raw = self.run_model(inputs)
+        if self.flip:  # test-time augmentation: the mirrored face, averaged in
+            mirrored = self.run_model(np.ascontiguousarray(inputs[:, :, ::-1]))
+            raw = {k: (np.asarray(v, np.float64) + np.asarray(mirrored[k], np.float64)) / 2 for k, v in raw.items()}
+        return decode(raw.get("age"), raw.get("gender"), self.contract.age_groups)
+
+    def run_model(self, inputs: np.ndarray) -> dict:
         if self.batch_one:
             outs = [self.backend.predict(x[None]) for x in inputs]
-            raw = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-        else:
-            raw = self.backend.predict(inputs)
-        return decode(raw.get("age"), raw.get("gender"), self.contract.age_groups)
+            return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+        return self.backend.predict(inputs)
 
     # --- the one obvious method ------------------------------------------------
     def predict(self, image_rgb: np.ndarray, aligned: bool = False) -> list[Face]:
@@ -139,6 +158,11 @@ class Estimator:
         results = self.infer(inputs)
         t3 = time.perf_counter()
         self.timings = {"detect": t1 - t0, "align": t2 - t1, "infer": t3 - t2}
-        return [Face(tuple(int(round(v)) for v in d.box), d.score, r.age, r.age_std, r.age_group, r.gender,
-                     r.gender_prob, r.female_prob) for d, r in zip(detections, results)]
+        faces = []
+        for d, r in zip(detections, results):
+            quality = face_quality(d.landmarks) if d.landmarks is not None else None
+            r = widen_for_quality(r, quality)
+            faces.append(Face(tuple(int(round(v)) for v in d.box), d.score, r.age, r.age_std, r.age_group,
+                              r.gender, r.gender_prob, r.female_prob, quality=quality))
+        return faces
 

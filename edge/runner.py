@@ -41,7 +41,8 @@ class RunStats:
 def smooth_faces(faces: list[Face], tracker: IoUTracker, estimator: Estimator) -> list[Face]:
     """Give faces track ids and replace their estimates by the tracks' moving averages."""
     tracks = tracker.update([f.box for f in faces], [f.age for f in faces], [f.age_std for f in faces],
-                            [f.female_prob for f in faces])
+                            [f.female_prob for f in faces],
+                            [f.quality.score if f.quality is not None else 1.0 for f in faces])
     out = []
     for face, track in zip(faces, tracks):
         is_female = track.female_prob >= 0.5

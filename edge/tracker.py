@@ -5,12 +5,17 @@ is matched, and its track is dropped after ``max_missed`` frames without a match
 so the tracker's state stays bounded however many faces come and go.
 
 Smoothing: an exponential moving average of the age distribution's mean and spread
-and of the female probability, so the numbers on the overlay do not flicker.
+and of the female probability, so the numbers on the overlay do not flicker. Each
+frame's weight is ``smoothing`` times that face's quality in that frame (from its
+landmarks: pose and size), so a frame where the face is turned away barely moves the
+track's estimate, and a frontal one moves it most.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Optional, Sequence
+
+MIN_QUALITY_WEIGHT = 0.05  # even a profile frame moves a track a little
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -49,8 +54,10 @@ class IoUTracker:
         self._next_id = 1
 
     def update(self, boxes: Sequence[Sequence[float]], ages: Sequence[float], age_stds: Sequence[float],
-               female_probs: Sequence[float]) -> list[Track]:
-        """Match this frame's faces to tracks; returns one (smoothed) track per face, in input order."""
+               female_probs: Sequence[float], qualities: Optional[Sequence[float]] = None) -> list[Track]:
+        """Match this frame's faces to tracks; returns one (smoothed) track per face, in input order.
+
+        qualities: each face's quality in [0, 1] (None: all 1); it scales the frame's weight."""
         pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks)
                         for bi, b in enumerate(boxes)), reverse=True)
         track_of: dict[int, Track] = {}
@@ -62,9 +69,9 @@ class IoUTracker:
                 continue
             used.add(ti)
             track_of[bi] = self.tracks[ti]
-        a = self.alpha
         out = []
         for bi, box in enumerate(boxes):
+            a = self.alpha * (1.0 if qualities is None else max(MIN_QUALITY_WEIGHT, float(qualities[bi])))
             track = track_of.get(bi)
             if track is None:
                 track = Track(self._next_id, tuple(box), float(ages[bi]), float(age_stds[bi]), float(female_probs[bi]))

@@ -18,7 +18,8 @@ from agegender.edge.errors import AgeGenderError
 from edge_helpers import moving_face_frames, paste_face, write_video
 
 REPO = Path(__file__).resolve().parents[1]
-JSON_FACE_KEYS = {"id", "box", "score", "age", "age_std", "age_group", "gender", "gender_prob"}
+JSON_FACE_KEYS = {"id", "box", "score", "age", "age_std", "age_group", "gender", "gender_prob", "quality"}
+QUALITY_KEYS = {"score", "yaw", "roll", "eye_distance", "pose", "low"}
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +245,7 @@ def test_run_on_a_video_writes_json_lines_and_video(tmp_path, face_crop, yunet_m
         assert set(line) >= {"source", "frame", "faces"}
         assert len(line["faces"]) == 1
         face = line["faces"][0]
-        assert set(face) == JSON_FACE_KEYS
+        assert set(face) == JSON_FACE_KEYS and set(face["quality"]) == QUALITY_KEYS
         assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
         assert face["gender"] in ("male", "female") and face["age_group"]
     assert len({l["faces"][0]["id"] for l in lines}) == 1  # one face, one id
@@ -302,4 +303,5 @@ def test_edge_commands_never_import_tensorflow(photos_dir, yunet_model, model):
     assert out.returncode == 0, out.stderr
     assert "EXIT 0" in out.stdout
     face = json.loads(out.stdout.splitlines()[0])["faces"][0]
-    assert set(face) == JSON_FACE_KEYS
+    assert set(face) == JSON_FACE_KEYS and set(face["quality"]) == QUALITY_KEYS
+    assert face["quality"]["pose"] == "frontal" and not face["quality"]["low"]

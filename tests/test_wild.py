@@ -67,3 +67,64 @@ def test_augment_families_parse_and_change_the_picture():
     # with every family at probability 1 each one is applied; with none the picture is untouched
     assert np.array_equal(aug.after_alignment(face, rng, ()), face)
     assert aug.camera_parameters(["jitter"])[2] > aug.camera_parameters([])[2]
+
+
+FRONTAL = np.array([[70, 80], [130, 80], [100, 110], [75, 140], [125, 140]], float)  # eyes 60 px apart
+
+
+def test_face_quality_from_landmarks_pose_roll_and_size():
+    from agegender.edge.quality import LOW_QUALITY, face_quality
+
+    q = face_quality(FRONTAL)
+    assert abs(q.yaw) < 1e-6 and abs(q.roll) < 1e-6 and q.size == pytest.approx(60)
+    assert q.pose == "frontal" and q.score == pytest.approx(1.0) and not q.low
+    turned = FRONTAL.copy()
+    turned[2, 0] += 0.27 * 60  # nose 0.27 eye distances off the eyes' midpoint
+    assert face_quality(turned).pose == "turned" and 0.3 < face_quality(turned).score < 1
+    profile = FRONTAL.copy()
+    profile[2, 0] -= 0.5 * 60
+    q = face_quality(profile)
+    assert q.pose == "profile" and q.yaw < 0 and q.low and q.score < LOW_QUALITY
+    tiny = FRONTAL * 0.1  # eyes 6 px apart
+    assert face_quality(tiny).score < 0.3
+    rotated = FRONTAL @ np.array([[0.0, 1.0], [-1.0, 0.0]]).T  # the whole face turned 90 degrees in plane
+    assert abs(abs(face_quality(rotated).roll) - 90) < 1e-6 and face_quality(rotated).score == 0
+    assert face_quality(np.zeros((5, 2))).score == 0  # degenerate landmarks: no trust at all
+
+
+def test_poor_faces_get_a_wider_spread_and_barely_move_a_track():
+    from agegender.edge.estimator import widen_for_quality
+    from agegender.edge.postprocess import AgeGender
+    from agegender.edge.quality import FaceQuality
+    from agegender.edge.tracker import IoUTracker
+
+    result = AgeGender(30.0, 4.0, "adult", "female", 0.9, 0.9)
+    assert widen_for_quality(result, FaceQuality(0, 0, 60, 1.0)).age_std == pytest.approx(4.0)
+    assert widen_for_quality(result, FaceQuality(0.6, 0, 60, 0.0)).age_std == pytest.approx(8.0)
+    assert widen_for_quality(result, None).age_std == pytest.approx(4.0)
+
+    box = (100, 100, 80, 80)
+    frontal, profile = IoUTracker(smoothing=0.3), IoUTracker(smoothing=0.3)
+    for tracker in (frontal, profile):
+        tracker.update([box], [30.0], [4.0], [0.9], [1.0])
+    for _ in range(5):  # the same face turned away reads 50 and male for 5 frames
+        moved_by_frontal = frontal.update([box], [50.0], [4.0], [0.1], [1.0])[0]
+        moved_by_profile = profile.update([box], [50.0], [4.0], [0.1], [0.0])[0]
+    assert moved_by_frontal.age > 44 and moved_by_frontal.female_prob < 0.5
+    assert moved_by_profile.age < 31.6 and moved_by_profile.female_prob > 0.8
+
+
+def test_flip_averages_the_face_and_its_mirror():
+    import cv2
+
+    from agegender.edge.estimator import Estimator
+
+    sample = cv2.cvtColor(cv2.imread(os.path.join(os.path.dirname(__file__), "..", "edge", "samples",
+                                                  "astronaut.png")), cv2.COLOR_BGR2RGB)
+    plain = Estimator(detector=None)
+    flipped = Estimator(detector=plain.detector, flip=True)
+    face = cv2.resize(sample[0:220, 100:320], (128, 128), interpolation=cv2.INTER_AREA)[None]
+    a, b = plain.infer(face)[0], plain.infer(np.ascontiguousarray(face[:, :, ::-1]))[0]
+    both = flipped.infer(face)[0]
+    assert both.female_prob == pytest.approx((a.female_prob + b.female_prob) / 2, abs=1e-6)
+    assert min(a.age, b.age) - 1e-6 <= both.age <= max(a.age, b.age) + 1e-6
