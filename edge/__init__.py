@@ -1,7 +1,8 @@
 """agegender edge runtime: camera -> face -> aligned crop -> age/gender, without TensorFlow.
 
-    from agegender.edge import Estimator
-    faces = Estimator().predict(rgb_image)
+    from agegender.edge import Estimator, read_image
+    faces = Estimator().predict(read_image("photo.jpg"))      # RGB
+    faces = Estimator().predict(cv2.imread("photo.jpg"), colour="BGR")
 """
 
 
@@ -10,4 +11,8 @@ def __getattr__(name):  # lazy, so `import agegender.edge.contract` stays light
         from agegender.edge import estimator
 
         return getattr(estimator, name)
+    if name == "read_image":  # a file as 8-bit RGB, whatever its format (grey, alpha, 16-bit)
+        from agegender.edge import images
+
+        return images.read_image
     raise AttributeError(name)

@@ -9,9 +9,11 @@ Both take a batch of input-contract crops (N, S, S, 3) uint8 RGB and return
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import sys
 from typing import Optional
 
 import numpy as np
@@ -68,6 +70,27 @@ def _check_input_shape(path: str, shape) -> int:
     return int(shape[1])
 
 
+@contextlib.contextmanager
+def native_stderr_silenced(active: bool = True):
+    """Hide what C++ libraries write straight to file descriptor 2 (not Python's logging)."""
+    if not active:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreters, some test runners)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _load_litert_interpreter():
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -103,6 +126,7 @@ class TFLiteBackend:
                               np.dtype(detail["dtype"]).name,
                               _check_outputs(path, {n: list(d["shape"]) for n, d in outputs.items()}))
         self._output_quant = {name: d.get("quantization", (0.0, 0)) for name, d in outputs.items()}
+        self._first_call = True
         # A uint8 input is meant to take raw pixels (scale 1, zero point 0); if the
         # converter chose other parameters, quantize the pixels with them.
         scale, zero = detail.get("quantization", (0.0, 0))
@@ -117,7 +141,12 @@ class TFLiteBackend:
             scale, zero = self._input_quant
             x = np.clip(np.round(x.astype(np.float32) / scale + zero), 0, 255)
         x = x.astype(self.info.input_dtype, copy=False)
-        raw = self.runner(**{self.info.input_name: x})
+        if self._first_call:  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" here
+            self._first_call = False
+            with native_stderr_silenced(not log.isEnabledFor(logging.DEBUG)):
+                raw = self.runner(**{self.info.input_name: x})
+        else:
+            raw = self.runner(**{self.info.input_name: x})
         out = {}
         for name in self.info.output_names:
             value = raw[name]

@@ -20,14 +20,16 @@ DESCRIPTION = """\
 Age and gender estimation from a camera, in real time, on small devices.
 
 Edge side (the base install, no TensorFlow):
-  run        the camera loop on a Pi camera, webcam, video, or pictures
+  run        the camera loop on a Pi camera, webcam, video, or pictures (--serve: live view in a browser)
   predict    age/gender for still pictures, as text or JSON Lines
-  models     list installed models; fetch the YuNet face detector
+  models     list installed models and the face detector in use; fetch the YuNet face detector
+  benchmark  latency per face, frames per second end to end, memory
 
 Desktop side (needs `pip install .[train]`):
-  train      train a model on UTKFace (or any CSV of labelled faces)
-  evaluate   score a model on a split: age MAE, age groups, gender, bias by group
+  train      train a model on UTKFace, AAF or any CSV of labelled faces (several at once)
+  evaluate   score a model on one or several datasets: age MAE and bias per band, gender, by group
   export     quantized TFLite / ONNX files, verified against Keras, with model cards
+  bias       gender-bias study: a male-only vs a mixed training set
 """
 
 EPILOG = """\
@@ -97,8 +99,28 @@ def image_size(text: str) -> int:
 
 
 def add_command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
-    """A subcommand whose description and examples keep their line breaks in --help."""
-    return sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    """A subcommand whose description and examples keep their line breaks in --help; it takes
+    -v/-q too, so `agegender run -q` works as well as `agegender -q run`."""
+    return sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          parents=[verbosity_options()], **kwargs)
+
+
+def verbosity_options(top_level: bool = False) -> argparse.ArgumentParser:
+    """-v/-q; under a subcommand they default to 'not given', so they never undo the top level's."""
+    parser = argparse.ArgumentParser(add_help=False)
+    default = False if top_level else argparse.SUPPRESS
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="warnings and errors only")
+    return parser
+
+
+def package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("agegender")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def require_training_stack(command: str) -> None:
@@ -324,9 +346,9 @@ COMMANDS = [_add_edge, add_train, add_evaluate, add_bias, _add_export]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agegender", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[verbosity_options(top_level=True)])
+    parser.add_argument("--version", action="version", version=f"agegender {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)

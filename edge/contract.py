@@ -177,6 +177,42 @@ def to_rgb_uint8(image: np.ndarray, bgr: bool = True) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+COLOUR_ORDERS = ("RGB", "BGR")
+
+
+def as_rgb_picture(image, colour: str = "RGB") -> np.ndarray:
+    """A picture array from a user, as contiguous 8-bit RGB; a clear PictureError when it cannot be.
+
+    Accepts grey (H, W) or (H, W, 1), colour (H, W, 3) in ``colour`` order ("RGB", or "BGR" as
+    ``cv2.imread`` returns), with alpha (H, W, 4: RGBA or BGRA, alpha dropped), uint8 or uint16.
+    """
+    from agegender.edge.errors import PictureError
+
+    colour = str(colour).upper()
+    if colour not in COLOUR_ORDERS:
+        raise PictureError(f"colour must be one of {', '.join(COLOUR_ORDERS)}, got {colour!r}")
+    img = np.asarray(image) if image is not None else None
+    if img is None or img.size == 0:
+        raise PictureError("empty picture: no pixels")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise PictureError(f"pictures must be 8-bit (uint8) pixels 0..255, got {img.dtype}"
+                           + (": for floats in 0..1 pass (image * 255).round().astype(np.uint8)"
+                              if img.dtype.kind == "f" else ""))
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise PictureError(f"expected a picture of shape (H, W), (H, W, 3) or (H, W, 4), got {img.shape}")
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if colour == "BGR" else cv2.COLOR_RGBA2RGB)
+    if colour == "BGR":
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(img)
+
+
 def crop_to_input(canonical_crop: np.ndarray, size: int) -> np.ndarray:
     """The model input from a canonical (UTKFace-style) RGB crop: SxS uint8 RGB."""
     crop = np.asarray(canonical_crop)

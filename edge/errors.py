@@ -3,3 +3,7 @@
 
 class AgeGenderError(Exception):
     """A problem the user can fix (a missing file, bad data, a wrong model)."""
+
+
+class PictureError(AgeGenderError, ValueError):
+    """A picture array the runtime cannot take as it is (empty, float, wrong shape)."""

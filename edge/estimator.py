@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from agegender.edge.backends import ModelError, card_path, open_model
-from agegender.edge.contract import InputContract, crop_to_input, face_input
+from agegender.edge.contract import InputContract, as_rgb_picture, crop_to_input, face_input
 from agegender.edge.detectors import Detection, create_detector
 from agegender.edge.postprocess import AgeGender, decode
 from agegender.edge.quality import FaceQuality, face_quality
@@ -55,6 +55,14 @@ class Face:
         if self.quality is not None:
             out["quality"] = self.quality.to_dict()
         return out
+
+
+def clip_box(box, width: int, height: int) -> tuple[int, int, int, int]:
+    """A detector box (x, y, w, h) as whole pixels inside the picture (detectors reach past the edges)."""
+    x, y, w, h = (float(v) for v in box)
+    x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+    x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
 def widen_for_quality(result: AgeGender, quality: Optional[FaceQuality]) -> AgeGender:
@@ -105,15 +113,23 @@ class Estimator:
         self.model_path = model or default_model_path()
         self.backend = open_model(self.model_path, threads)
         self.contract = load_contract(self.model_path, self.backend.info)
-        if detector is None or isinstance(detector, str):
-            detector = create_detector(detector, max_side=detect_max_side or DETECT_MAX_SIDE,
-                                       score_threshold=score_threshold)
-        self.detector = detector
+        self._detector = detector
+        self._detector_options = dict(max_side=detect_max_side or DETECT_MAX_SIDE, score_threshold=score_threshold)
+        if isinstance(detector, str):
+            self.detector  # a named detector file is checked at once
         self.max_faces = max_faces
         self.min_face = min_face
         self.batch_one = self.backend.info.format == "tflite"
         self.flip = flip
         self.timings: dict[str, float] = {}
+
+    @property
+    def detector(self):
+        """The face detector, made on first use: pictures that are already face crops
+        (``predict(..., aligned=True)``) never need one, nor the Haar fallback's warning."""
+        if self._detector is None or isinstance(self._detector, str):
+            self._detector = create_detector(self._detector, **self._detector_options)
+        return self._detector
 
     # --- the steps, each usable on its own -----------------------------------
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
@@ -142,8 +158,13 @@ class Estimator:
         return self.backend.predict(inputs)
 
     # --- the one obvious method ------------------------------------------------
-    def predict(self, image_rgb: np.ndarray, aligned: bool = False) -> list[Face]:
-        """Faces in an RGB picture; with aligned=True the picture already is a training-style face crop."""
+    def predict(self, image: np.ndarray, aligned: bool = False, colour: str = "RGB") -> list[Face]:
+        """Faces in a picture; with aligned=True the picture already is a training-style face crop.
+
+        colour: the channel order of a 3- or 4-channel picture, "RGB" (default) or "BGR" (what
+        ``cv2.imread`` gives); grey pictures need none. Empty, float or oddly shaped arrays raise
+        ``PictureError``. ``agegender.edge.images.read_image(path)`` reads a file as RGB."""
+        image_rgb = as_rgb_picture(image, colour)
         t0 = time.perf_counter()
         if aligned:
             h, w = image_rgb.shape[:2]
@@ -159,10 +180,11 @@ class Estimator:
         t3 = time.perf_counter()
         self.timings = {"detect": t1 - t0, "align": t2 - t1, "infer": t3 - t2}
         faces = []
+        height, width = image_rgb.shape[:2]
         for d, r in zip(detections, results):
             quality = face_quality(d.landmarks) if d.landmarks is not None else None
             r = widen_for_quality(r, quality)
-            faces.append(Face(tuple(int(round(v)) for v in d.box), d.score, r.age, r.age_std, r.age_group,
+            faces.append(Face(clip_box(d.box, width, height), d.score, r.age, r.age_std, r.age_group,
                               r.gender, r.gender_prob, r.female_prob, quality=quality))
         return faces
 

@@ -21,23 +21,62 @@ COLOURS = {"female": (230, 80, 170), "male": (60, 140, 255)}  # RGB
 
 
 def draw_faces(image_rgb: np.ndarray, faces: Sequence, fps: Optional[float] = None) -> np.ndarray:
-    """A copy of the picture with a box and '34 ± 5 · F 0.93' over each face."""
+    """A copy of the picture with a box and '34 ± 5 · F 0.93' over each face.
+
+    Labels stay inside the picture (below the box when there is no room above it, pulled
+    left at the right edge) and never cover one another: a label that would overlap one
+    already drawn moves down until it is free."""
     out = image_rgb.copy()
+    height, width = out.shape[:2]
     thickness = max(1, round(max(out.shape[:2]) / 500))
     scale = max(0.4, max(out.shape[:2]) / 1400)
+    placed: list[tuple[int, int, int, int]] = []
     for face in faces:
         x, y, w, h = (int(v) for v in face.box)
         colour = COLOURS.get(face.gender, (255, 255, 255))
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, thickness)
-        text = (f"#{face.id} " if face.id is not None else "") + face.label()
+        text = ((f"#{face.id} " if face.id is not None else "") + face.label()).replace("±", "+-").replace("·", "|")
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        ty = y - 4 if y - th - base - 4 > 0 else y + h + th + 4
-        cv2.rectangle(out, (x, ty - th - base), (x + tw + 4, ty + base), colour, -1)
-        cv2.putText(out, text.replace("±", "+-").replace("·", "|"), (x + 2, ty), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale, (255, 255, 255), 1, cv2.LINE_AA)
+        rect = label_rect(x, y, w, h, tw + 4, th + base + 2, width, height, placed)
+        placed.append(rect)
+        lx, ly, lw, lh = rect
+        cv2.rectangle(out, (lx, ly), (lx + lw, ly + lh), colour, -1)
+        cv2.putText(out, text, (lx + 2, ly + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     if fps is not None:
         cv2.putText(out, f"{fps:.1f} FPS", (8, int(24 * scale * 2)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def label_rect(x: int, y: int, w: int, h: int, lw: int, lh: int, width: int, height: int,
+               placed: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of a face's label: above its box, else below it, inside the picture, clear of
+    the labels already placed."""
+    lx = max(0, min(x, width - lw))
+    ly = y - lh - 1 if y - lh - 1 >= 0 else min(y + h + 1, max(0, height - lh))
+    for _ in range(len(placed) + 1):
+        clash = [p for p in placed if lx < p[0] + p[2] and p[0] < lx + lw and ly < p[1] + p[3] and p[1] < ly + lh]
+        if not clash:
+            break
+        ly = max(p[1] + p[3] for p in clash) + 1
+        if ly + lh > height:  # no room below: the highest free place above instead
+            ly = max(0, min(p[1] for p in clash) - lh - 1)
+    return lx, ly, lw, lh
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The picture scaled to fit (width, height) without distortion, centred on black bars."""
+    w, h = size
+    ih, iw = image.shape[:2]
+    if (iw, ih) == (w, h):
+        return image
+    scale = min(w / iw, h / ih)
+    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((h, w) + image.shape[2:], image.dtype)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out[top:top + nh, left:left + nw] = resized
     return out
 
 
@@ -64,16 +103,42 @@ class JsonLinesWriter:
             self.file.close()
 
 
-class AnnotatedOutput:
-    """Annotated frames to a video file (.mp4/.avi) or to a folder of images."""
+VIDEO_OUTPUTS = (".mp4", ".avi", ".mkv", ".mov")
+PICTURE_OUTPUTS = (".jpg", ".jpeg", ".png", ".bmp")
 
-    def __init__(self, path: str, fps: float = 30.0):
+
+def output_kind(path: str, pictures: Optional[int] = None) -> str:
+    """"video", "picture" (one annotated picture) or "folder", decided by the name's extension;
+    an AgeGenderError for an extension that is neither, or one picture name for several pictures."""
+    ext = os.path.splitext(path.rstrip("/" + os.sep))[1].lower()
+    if ext in VIDEO_OUTPUTS:
+        return "video"
+    if ext in PICTURE_OUTPUTS:
+        if pictures is not None and pictures != 1:
+            raise AgeGenderError(f"--output {path} names one picture, but there are "
+                                 f"{pictures if pictures else 'many (a video or camera)'} frames: give a folder "
+                                 f"(e.g. {os.path.splitext(path)[0]}/) or a video ({', '.join(VIDEO_OUTPUTS)})")
+        return "picture"
+    if ext and not os.path.isdir(path):
+        raise AgeGenderError(f"--output {path}: unknown kind of output {ext!r}; use a video "
+                             f"({', '.join(VIDEO_OUTPUTS)}), a picture ({', '.join(PICTURE_OUTPUTS)}) for a single "
+                             "picture, or a folder name")
+    return "folder"
+
+
+class AnnotatedOutput:
+    """Annotated frames to a video file (.mp4/.avi/...), one picture file, or a folder of pictures."""
+
+    def __init__(self, path: str, fps: float = 30.0, pictures: Optional[int] = None):
         self.path = path
         self.fps = fps
         self.video: Optional[cv2.VideoWriter] = None
-        self.is_video = path.lower().endswith((".mp4", ".avi", ".mkv", ".mov"))
-        if not self.is_video:
+        self.kind = output_kind(path, pictures)
+        self.is_video = self.kind == "video"
+        if self.kind == "folder":
             os.makedirs(path, exist_ok=True)
+        log.info("annotated %s: %s", {"video": "video", "picture": "picture", "folder": "pictures in folder"}[self.kind],
+                 path)
         self.frames = 0
 
     def write(self, image_rgb: np.ndarray, name: Optional[str] = None) -> None:
@@ -86,9 +151,12 @@ class AnnotatedOutput:
                 if not self.video.isOpened():
                     raise AgeGenderError(f"{self.path}: cannot write video here")
                 self._size = (w, h)
-            if (bgr.shape[1], bgr.shape[0]) != self._size:
-                bgr = cv2.resize(bgr, self._size)
+            if (bgr.shape[1], bgr.shape[0]) != self._size:  # pictures of other sizes: fitted, not squashed
+                bgr = letterbox(bgr, self._size)
             self.video.write(bgr)
+        elif self.kind == "picture":
+            if not cv2.imwrite(self.path, bgr):
+                raise AgeGenderError(f"{self.path}: cannot write the picture here")
         else:
             base = os.path.splitext(os.path.basename(name or f"frame_{self.frames:06d}"))[0]
             cv2.imwrite(os.path.join(self.path, f"{base}.jpg"), bgr)

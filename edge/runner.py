@@ -9,6 +9,7 @@ sets it on SIGTERM); outputs are always flushed and closed.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import threading
 import time
@@ -55,10 +56,21 @@ def smooth_faces(faces: list[Face], tracker: IoUTracker, estimator: Estimator) -
 
 
 def frame_record(frame, faces: list[Face]) -> dict:
-    record = {"source": frame.source, "frame": frame.index, "faces": [f.to_dict() for f in faces]}
+    """One JSON Lines object: the source, frame number, capture time (ISO 8601 UTC, ms), the time
+    in the stream for video files, and the faces."""
+    record = {"source": frame.source, "frame": frame.index, "time": iso_utc(frame.time)}
+    if frame.stream_time is not None:
+        record["stream_time"] = round(frame.stream_time, 3)
+    record["faces"] = [f.to_dict() for f in faces]
     if frame.error:
         record["error"] = frame.error
     return record
+
+
+def iso_utc(unix_seconds: float) -> str:
+    """'2026-11-23T17:58:28.123Z'."""
+    stamp = datetime.datetime.fromtimestamp(unix_seconds, datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
 def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None, json_writer=None,

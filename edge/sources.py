@@ -41,6 +41,8 @@ class Frame:
     index: int
     source: str  # file name, or the camera / video name
     error: Optional[str] = None
+    time: float = dataclasses.field(default_factory=time.time)  # wall clock when it was captured (UNIX s)
+    stream_time: Optional[float] = None  # seconds from the start of a video file
 
 
 class ImageFiles:
@@ -99,7 +101,10 @@ class VideoCapture:
         self.reconnects = 0
         self.cap = self._open()
         if self.cap is None:
-            raise SourceError(f"cannot open {'camera' if live else 'video'} {name}")
+            if isinstance(target, int):
+                raise SourceError(f"cannot open camera {target}: no such camera, or it is busy "
+                                  "(cameras are numbered from 0; on a Raspberry Pi camera module use --source picam)")
+            raise SourceError(f"cannot open {'stream' if live else 'video'} {name}: not a video OpenCV can read")
 
     def _open(self):
         cap = self._factory(self.target)
@@ -139,7 +144,10 @@ class VideoCapture:
                     raise SourceError(f"{self.name}: no frames for {self.reconnect_seconds:.0f} s; giving up")
                 continue
             last_frame = time.monotonic()
-            yield Frame(to_rgb_uint8(image), index, self.name)
+            position = None if self.live else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if position is not None and (position <= 0 and index > 0):  # some containers do not say
+                position = index / self.fps
+            yield Frame(to_rgb_uint8(image), index, self.name, stream_time=position)
             index += 1
 
     def close(self) -> None:
@@ -240,5 +248,7 @@ def open_source(spec: str, reconnect_seconds: float = 10.0):
             return VideoCapture(spec, spec, live=False)
     if spec.startswith(("rtsp://", "http://", "https://")):
         return VideoCapture(spec, spec, live=True, reconnect_seconds=reconnect_seconds)
+    if os.path.splitext(spec)[1] or os.sep in spec:
+        raise SourceError(f"{spec}: no such file or folder")
     raise SourceError(f"unknown source {spec!r}: expected picam, a camera index (0), a video file, "
                       "an image, a folder of images or a glob pattern")

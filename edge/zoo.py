@@ -78,10 +78,24 @@ def list_models(detector_model: Optional[str] = None) -> list[InstalledModel]:
     return out
 
 
+def detector_in_use(detector_model: Optional[str] = None) -> str:
+    """Which face detector the runtime will use, and from where, in one line."""
+    from agegender.edge.detectors import DETECTOR_ENV, find_yunet
+
+    path = find_yunet(detector_model)  # raises for a --detector-model / $AGEGENDER_DETECTOR that is missing
+    if path is None:
+        return ("face detector in use: OpenCV's Haar cascade (fallback; much less accurate). "
+                "Get YuNet with `agegender models fetch`")
+    origin = ("--detector-model" if detector_model else f"${DETECTOR_ENV}" if os.environ.get(DETECTOR_ENV)
+              else "the user cache")
+    return f"face detector in use: YuNet, {path} (from {origin})"
+
+
 def fetch(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest_dir: Optional[str] = None,
           name: str = YUNET_FILE, timeout: float = 60.0) -> str:
     """Download a file into the cache, check its sha256, and only then move it into place."""
     dest_dir = dest_dir or cache_dir()
+    created = not os.path.isdir(dest_dir)
     os.makedirs(dest_dir, exist_ok=True)
     dest = os.path.join(dest_dir, name)
     if os.path.isfile(dest) and sha256_file(dest) == sha256:
@@ -97,7 +111,10 @@ def fetch(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest_dir: Optional[s
                     digest.update(block)
                     f.write(block)
         except OSError as exc:
-            raise AgeGenderError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
+            raise AgeGenderError(
+                f"cannot download {url}: {getattr(exc, 'reason', exc)}. Without internet, copy "
+                f"{name} here from another machine and pass --detector-model FILE or set $AGEGENDER_DETECTOR, "
+                "or fetch from a reachable mirror with --url") from None
         if digest.hexdigest() != sha256:
             raise AgeGenderError(f"{url}: checksum mismatch (got sha256 {digest.hexdigest()}, expected {sha256}); "
                                  "the file was not installed")
@@ -107,3 +124,6 @@ def fetch(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest_dir: Optional[s
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if created:  # a failed first fetch leaves no empty cache folder behind
+            with contextlib.suppress(OSError):
+                os.rmdir(dest_dir)

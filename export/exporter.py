@@ -52,9 +52,13 @@ class ExportResult:
                  f"{k.get('age_group_accuracy', 0):.2%} | - | - | - | reference |"]
         for c in self.checks:
             m = c.metrics
-            size = os.path.getsize(c.path) / 1e6 if os.path.exists(c.path) else float("nan")
+            size = f"{os.path.getsize(c.path) / 1e6:.2f}" if os.path.exists(c.path) else "not written"
+            if not m:  # the format failed before it could be scored
+                lines.append(f"| {c.format} | `{os.path.basename(c.path)}` | {size} | - | - | - | - | - | - | "
+                             f"FAIL: {c.reason} |")
+                continue
             lines.append(
-                f"| {c.format} | `{os.path.basename(c.path)}` | {size:.2f} | {m.get('age_mae', float('nan')):.3f} | "
+                f"| {c.format} | `{os.path.basename(c.path)}` | {size} | {m.get('age_mae', float('nan')):.3f} | "
                 f"{m.get('gender_accuracy', 0):.2%} | {m.get('age_group_accuracy', 0):.2%} | "
                 f"{m.get('age_mae_change', 0):+.3f} | {m.get('gender_accuracy_change', 0) * 100:+.2f} pt | "
                 f"{c.max_abs_age_diff:.2f} | {'pass' if c.passed else 'FAIL: ' + c.reason} |")

@@ -39,7 +39,7 @@ def test_tiny_benchmark_run_and_json_schema(tmp_path, utkface_sample, yunet_mode
         assert {"capture", "detect", "align", "infer", "track", "draw", "total", "fps_p50"} <= set(stages)
         assert stages["frames"] == 3
     assert result["installed_mb"]["numpy"] > 1
-    assert "| faces |" in (tmp_path / "b.md").read_text()
+    assert "| faces pasted | faces found (mean) |" in (tmp_path / "b.md").read_text()
 
 
 def test_benchmark_on_a_video_source_and_without_any_data(tmp_path, yunet_model, monkeypatch):

@@ -85,7 +85,7 @@ def test_each_source_type(tmp_path, face_crop, photos_dir):
     assert len(folder.paths) == 11
     pattern = open_source(str(photos_dir / "*.png"))
     assert all(p.endswith(".png") for p in pattern.paths) and len(pattern.paths) == 3
-    with pytest.raises(SourceError, match="unknown source"):
+    with pytest.raises(SourceError, match="no such file or folder"):
         open_source(str(tmp_path / "nothing-here.mp4"))
     with pytest.raises(SourceError, match="no pictures"):
         open_source(str(tmp_path / "empty_dir_that_exists") if (tmp_path / "empty_dir_that_exists").mkdir() is None else "")

@@ -366,7 +366,9 @@ def stratified_sample(records: list[FaceRecord], n: int, seed: int = 0) -> list[
         rng.shuffle(strata[k])
     chosen: list[FaceRecord] = []
     while len(chosen) < n and any(strata[k] for k in keys):
-        for k in keys:
+        order = list(keys)
+        rng.shuffle(order)  # each round visits the strata in a new order, so a small n spans every age
+        for k in order:
             if strata[k] and len(chosen) < n:
                 chosen.append(strata[k].pop())
     return sorted(chosen, key=lambda r: r.name)

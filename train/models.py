@@ -42,6 +42,7 @@ class ModelSpec:
     head_units: int = 256
     n_groups: int = 4
     width: int = 32  # base channels of the scratch CNNs
+    random_backbone: bool = False  # mobilenetv2 without ImageNet weights (its weights come from --init-from)
 
 
 def conv_block(x, filters: int, name: str):
@@ -70,10 +71,10 @@ def cnn_backbone(spec: ModelSpec, skip: bool = False) -> keras.Model:
 
 
 def mobilenetv2_backbone(spec: ModelSpec) -> keras.Model:
-    if not spec.weights:
+    if not spec.weights and not spec.random_backbone:
         raise ValueError("mobilenetv2 needs --weights PATH to the ImageNet "
                          "mobilenet_v2_1.0_224_no_top.h5 (it cannot be downloaded here)")
-    net = keras.applications.MobileNetV2(include_top=False, weights=spec.weights,
+    net = keras.applications.MobileNetV2(include_top=False, weights=spec.weights or None,
                                          input_shape=(spec.img_size, spec.img_size, 3))
     return keras.Model(net.input, net.output, name=BACKBONE_NAME)
 

@@ -332,7 +332,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     )
     contract = InputContract(size=config.img_size)
     spec = ModelSpec(arch=config.arch, task=config.task, img_size=config.img_size,
-                     weights=config.weights, width=config.width)
+                     weights=config.weights, width=config.width,
+                     random_backbone=bool(config.init_from))  # every weight then comes from that model
     start_epoch = 0
     model = None
     if state is not None:

@@ -1,0 +1,177 @@
+"""How steady is the answer? The same face under small changes a user cannot see.
+
+For every face of the shared photos, and for test faces pasted into 640x480 frames (with
+their own mirrored surroundings, at random place, scale 0.6-1.8 and rotation ±12°), the
+runtime is run
+
+* with the detector at 160, 240, 320, 480 and 640 px (its landmarks move a little), and
+* at the default 320 px with the 5 landmarks jittered by Gaussian noise of ``--jitter`` x
+  the eye distance (``--draws`` times),
+
+and per face we record the spread (standard deviation) of the age over all those runs and
+whether the gender call flips. Faces are matched across runs by box overlap (IoU >= 0.5).
+The README sample (the astronaut) is listed on its own: its age and gender at every size.
+
+    python benchmarks/stability.py --data $AGEGENDER_DATA --data $AAF/labels.csv --photos PHOTOS \
+        --detector-model face_detection_yunet_2023mar.onnx [--model M] [--flip] [--n 300] \
+        --json benchmarks/stability/NAME.json --markdown benchmarks/stability/NAME.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from edge_checks import paste  # noqa: E402  (the same pasting as the edge checks)
+
+from agegender.edge.detectors import YuNetDetector  # noqa: E402
+from agegender.edge.estimator import Estimator, widen_for_quality  # noqa: E402
+from agegender.edge.images import list_images, read_canonical, read_image  # noqa: E402
+from agegender.edge.quality import face_quality  # noqa: E402
+from agegender.edge.tracker import iou  # noqa: E402
+from agegender.train import data as data_mod  # noqa: E402
+
+SIZES = (160, 240, 320, 480, 640)
+REFERENCE_SIZE = 320
+
+
+def answers(estimator: Estimator, image, detections) -> list:
+    """(box, age, is_female, pose) for detections, through the estimator's alignment and model."""
+    if not detections:
+        return []
+    results = estimator.infer(estimator.align(image, detections))
+    out = []
+    for d, r in zip(detections, results):
+        quality = face_quality(d.landmarks) if d.landmarks is not None else None
+        out.append((d.box, widen_for_quality(r, quality).age, r.female_prob >= 0.5,
+                    quality.pose if quality else None))
+    return out
+
+
+def runs_of(image, estimator: Estimator, detectors: dict, rng, jitter: float, draws: int) -> list:
+    """Every run's answers for one picture: one list per detector size, then one per jitter draw."""
+    runs = [answers(estimator, image, estimator_filter(estimator, detectors[s].detect(image))) for s in SIZES]
+    base = estimator_filter(estimator, detectors[REFERENCE_SIZE].detect(image))
+    for _ in range(draws):
+        moved = []
+        for d in base:
+            eye = float(np.hypot(*(d.landmarks[1] - d.landmarks[0])))
+            noise = rng.normal(0.0, jitter * eye, size=d.landmarks.shape).astype(np.float32)
+            moved.append(type(d)(d.box, d.score, d.landmarks + noise))
+        runs.append(answers(estimator, image, moved))
+    return runs
+
+
+def estimator_filter(estimator: Estimator, detections) -> list:
+    """The estimator's own face selection (minimum size, largest first, at most max_faces)."""
+    faces = [d for d in detections if min(d.box[2], d.box[3]) >= estimator.min_face]
+    faces.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
+    return faces[: estimator.max_faces]
+
+
+def per_face(runs: list, reference_index: int) -> list:
+    """For each face of the reference run: (age spread, gender flips?, runs found, pose, ages)."""
+    out = []
+    for box, age, female, pose in runs[reference_index]:
+        ages, genders = [], []
+        for run in runs:
+            match = max(run, key=lambda a: iou(a[0], box), default=None)
+            if match is not None and iou(match[0], box) >= 0.5:
+                ages.append(match[1])
+                genders.append(match[2])
+        out.append({"age_std": float(np.std(ages)), "gender_flips": len(set(genders)) > 1, "runs": len(ages),
+                    "pose": pose, "age": float(np.mean(ages)), "female_share": float(np.mean(genders))})
+    return out
+
+
+def summarise(faces: list) -> dict:
+    if not faces:
+        return {"faces": 0}
+    spreads = np.array([f["age_std"] for f in faces])
+    flips = np.array([f["gender_flips"] for f in faces])
+    out = {"faces": len(faces), "median_age_spread": float(np.median(spreads)),
+           "mean_age_spread": float(np.mean(spreads)), "p90_age_spread": float(np.percentile(spreads, 90)),
+           "gender_flip_rate": float(np.mean(flips)), "gender_flips": int(flips.sum())}
+    for pose in ("frontal", "turned", "profile"):
+        mask = np.array([f["pose"] == pose for f in faces])
+        if mask.any():
+            out[f"by_pose_{pose}"] = {"faces": int(mask.sum()), "median_age_spread": float(np.median(spreads[mask])),
+                                      "gender_flip_rate": float(np.mean(flips[mask]))}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", action="append", default=[], help="dataset(s) for pasted test faces")
+    parser.add_argument("--photos", default=None, help="folder of real photos (the shared data/photos)")
+    parser.add_argument("--detector-model", required=True)
+    parser.add_argument("--model", default=None, help="model file (default: the shipped int8 TFLite)")
+    parser.add_argument("--flip", action="store_true", help="average each face with its mirror (Estimator(flip=True))")
+    parser.add_argument("--n", type=int, default=300, help="pasted test faces per dataset (default %(default)s)")
+    parser.add_argument("--jitter", type=float, default=0.03, help="landmark noise, x eye distance (default %(default)s)")
+    parser.add_argument("--draws", type=int, default=5, help="jitter draws per face (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--markdown", default=None)
+    args = parser.parse_args(argv)
+
+    detectors = {s: YuNetDetector(args.detector_model, max_side=s) for s in SIZES}
+    estimator = Estimator(model=args.model, detector=detectors[REFERENCE_SIZE], threads=1, flip=args.flip)
+    rng = np.random.default_rng(args.seed)
+    ref = SIZES.index(REFERENCE_SIZE)
+    report = {"model": os.path.basename(estimator.model_path), "flip": args.flip, "sizes": SIZES,
+              "jitter": args.jitter, "draws": args.draws, "sets": {}}
+    if args.photos:
+        faces, sample = [], None
+        for path in list_images(args.photos):
+            image = read_image(path)
+            runs = runs_of(image, estimator, detectors, rng, args.jitter, args.draws)
+            found = per_face(runs, ref)
+            faces += found
+            if os.path.basename(path) == "astronaut.png":
+                sample = [{"detect_size": s, "age": round(r[0][1], 1), "gender": "female" if r[0][2] else "male"}
+                          for s, r in zip(SIZES, runs) if r]
+        report["sets"]["photos"] = summarise(faces)
+        report["readme_sample"] = sample
+    for item in args.data:
+        source = data_mod.DataSource.parse(item)
+        records, _ = data_mod.read_source(source, check_content=False)
+        records = data_mod.stratified_sample(data_mod.select_source_split(records, "test", source), args.n, args.seed)
+        faces = []
+        for rec in records:
+            frame, _ = paste(read_canonical(rec.path), rng, context="mirror")
+            faces += per_face(runs_of(frame, estimator, detectors, rng, args.jitter, args.draws), ref)[:1]
+        report["sets"][f"{source.name} test, pasted"] = summarise(faces)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(to_markdown(report) + "\n")
+    return 0
+
+
+def to_markdown(report: dict) -> str:
+    lines = [f"Stability of `{report['model']}`" + (" with flip averaging" if report["flip"] else "")
+             + f": detector at {'/'.join(map(str, report['sizes']))} px and {report['draws']} landmark jitters "
+             f"of {report['jitter']:.0%} of the eye distance.", "",
+             "| faces | n | median age spread | p90 spread | gender flips |", "|---|---:|---:|---:|---:|"]
+    for name, s in report["sets"].items():
+        if s["faces"]:
+            lines.append(f"| {name} | {s['faces']} | {s['median_age_spread']:.2f} y | {s['p90_age_spread']:.2f} y | "
+                         f"{s['gender_flips']} ({s['gender_flip_rate']:.1%}) |")
+    if report.get("readme_sample"):
+        lines += ["", "README sample (astronaut): " + ", ".join(
+            f"{r['detect_size']} px: {r['gender']} {r['age']}" for r in report["readme_sample"])]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
