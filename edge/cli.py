@@ -243,7 +243,11 @@ def cmd_train(args) -> int:
     try:
         parse_families(args.augment)
     except ValueError as exc:
-        raise SystemExit(f"--augment: {exc}")
+        raise SystemExit(f"agegender train: --augment: {exc}")
+    if args.arch == "mobilenetv2" and not args.weights and not args.init_from and not args.resume:
+        raise SystemExit("agegender train: --arch mobilenetv2 needs --weights mobilenet_v2_1.0_224_no_top.h5 "
+                         "(ImageNet; it cannot be downloaded here), or --init-from MODEL.keras to start from "
+                         "a trained model")
 
     state = train(training_config(args, data), resume=args.resume)
     return 0 if state.get("finished") else 1

@@ -213,6 +213,9 @@ def test_train_from_a_model_without_imagenet_weights(utkface_sample, tmp_path):
                              "--out", tmp_path / "run", block=(), timeout=600)
     assert rc == 0 and no_traceback(err), err[-2000:]
     assert (tmp_path / "run" / "model.keras").is_file()
+    rc, out, err = agegender("train", "--data", utkface_sample, "--arch", "mobilenetv2", "--out", tmp_path / "r2",
+                             block=())
+    assert rc == 1 and no_traceback(err) and "needs --weights" in err and "--init-from" in err
 
 
 # --- rough edges ------------------------------------------------------------------------------
