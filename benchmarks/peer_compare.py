@@ -36,7 +36,8 @@ from agegender.edge.estimator import Estimator
 from agegender.edge.files import portable_command
 from agegender.edge.images import read_canonical
 from agegender.train import data as data_mod
-from agegender.train.evaluate import load_predictor, predict_records
+from agegender.train.evaluate import predict_records
+from agegender.train.keras_backend import open_any_model
 from agegender.train.landmarks import load_landmarks
 
 log = logging.getLogger("peer_compare")
@@ -73,8 +74,7 @@ def peer_on_frames(peer, frames, truth) -> dict:
 
 
 def ours_on_crops(model: str, records, landmarks) -> dict:
-    predictor, size = load_predictor(model, threads=1)
-    pred = predict_records(predictor, records, size, batch_size=64, landmarks=landmarks)
+    pred = predict_records(open_any_model(model, threads=1), records, batch_size=64, landmarks=landmarks)
     return {"crops": len(records), "age_mae": float(np.mean(np.abs(pred.predicted_ages - pred.ages))),
             "gender_accuracy": float(np.mean((pred.female_prob >= 0.5) == pred.genders.astype(bool)))}
 

@@ -18,7 +18,9 @@ import os
 import sys
 
 from agegender.train import data as data_mod
-from agegender.train.evaluate import compute_metrics, load_predictor, predict_records
+from agegender.edge.card import ModelCard
+from agegender.train.evaluate import compute_metrics, predict_records
+from agegender.train.keras_backend import open_any_model
 
 log = logging.getLogger("zoo_table")
 
@@ -33,8 +35,8 @@ def phase_epochs(run: str) -> str:
 
 
 def score(model_path: str, records, landmarks=None) -> dict:
-    predictor, size = load_predictor(model_path)
-    m = compute_metrics(predict_records(predictor, records, size, landmarks=landmarks))
+    model = open_any_model(model_path)
+    m = compute_metrics(predict_records(model, records, landmarks=landmarks), model.card.groups)
     row = {"age_mae": m.get("age_mae")}
     if "age_group" in m:
         row["group_accuracy"] = m["age_group"]["accuracy"]
@@ -45,9 +47,9 @@ def score(model_path: str, records, landmarks=None) -> dict:
 
 
 def rows_for(run: str, records, landmarks_for) -> list[dict]:
-    with open(os.path.join(run, "model.json")) as f:
-        card = json.load(f)
-    landmarks = landmarks_for(card)
+    model_card = ModelCard.load(os.path.join(run, "model.json"))
+    card = model_card.to_dict()
+    landmarks = landmarks_for(model_card)
     base = {"run": run, "arch": card["architecture"], "task": card["task"], "img_size": card["input"]["size"],
             "parameters": card["parameters"], "size_mb": os.path.getsize(os.path.join(run, "model.keras")) / 1e6,
             "train_minutes": card["train_seconds"] / 60, "epochs": phase_epochs(run),
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
     test = data_mod.select_split(records, "test")
 
     def landmarks_for(card):
-        if not ("re-aligned" in str(card.get("training_alignment", "")) and args.align_detector):
+        if not (card.alignment == "landmarks" and args.align_detector):
             return None
         from agegender.train.landmarks import load_landmarks
         return load_landmarks(test, args.data, args.align_detector)

@@ -9,22 +9,25 @@ import signal
 import sys
 import threading
 
+from agegender.edge import cli_args
+
 log = logging.getLogger("agegender")
 
 
-def add_common_model_args(p, helpers) -> None:
+def add_common_model_args(p) -> None:
     p.add_argument("--model", default=None,
                    help="age/gender model .tflite or .onnx (default: the shipped int8 TFLite, or $AGEGENDER_MODEL)")
     p.add_argument("--detector-model", default=None,
                    help="YuNet .onnx (default: $AGEGENDER_DETECTOR, then the user cache; else the Haar cascade)")
-    p.add_argument("--threads", type=helpers.positive_int, default=None, help="inference threads (default: runtime's)")
-    p.add_argument("--max-faces", type=helpers.positive_int, default=10, help="faces per frame at most (largest first)")
-    p.add_argument("--min-face", type=helpers.positive_int, default=24, help="skip faces smaller than this (px)")
-    p.add_argument("--score-threshold", type=helpers.positive_float, default=0.7, help="detector confidence")
+    p.add_argument("--threads", type=cli_args.positive_int, default=None, help="inference threads (default: runtime's)")
+    p.add_argument("--max-faces", type=cli_args.positive_int, default=10, help="faces per frame at most (largest first)")
+    p.add_argument("--min-face", type=cli_args.positive_int, default=24, help="skip faces smaller than this (px)")
+    p.add_argument("--score-threshold", type=cli_args.positive_float, default=None,
+                   help="YuNet's confidence threshold (default 0.7; the Haar fallback has none)")
     p.add_argument("--flip", action="store_true",
                    help="also estimate every face mirrored and average the two (steadier answers, twice the "
                         "model time: about 1.3 ms more per face at 1 thread)")
-    p.add_argument("--detect-size", type=helpers.positive_int, default=None, metavar="PX",
+    p.add_argument("--detect-size", type=cli_args.positive_int, default=None, metavar="PX",
                    help="the detector sees the frame downscaled to this longest side (default 320: "
                         "fast, finds faces down to ~24 px in a 640x480 frame; raise it for small, distant faces)")
 
@@ -44,8 +47,8 @@ def make_estimator(args):
 
 # --- run ------------------------------------------------------------------------
 
-def add_run(sub, helpers) -> None:
-    p = helpers.add_command(
+def add_run(sub) -> None:
+    p = cli_args.add_command(
         sub, "run", help="the camera loop: live age/gender on a camera, video or pictures",
         description="Detect faces, align them like the training crops, estimate age and gender,\n"
                     "track faces across frames and smooth their numbers. Shows live FPS.",
@@ -60,16 +63,16 @@ def add_run(sub, helpers) -> None:
 Stops at the end of a file, after --max-frames, on Ctrl-C or SIGTERM; the JSON Lines
 and video outputs are flushed and closed either way.""")
     p.add_argument("--source", default="0", help="picam | camera index | video | image | folder | glob (default 0)")
-    add_common_model_args(p, helpers)
+    add_common_model_args(p)
     p.add_argument("--json", default=None, help="write JSON Lines (one object per frame) here ('-' = stdout)")
     p.add_argument("--output", default=None,
                    help="annotated video (.mp4/.avi/.mkv/.mov), a folder for annotated pictures, or a picture "
                         "file (.jpg/.png) when the source is one picture")
     p.add_argument("--display", action="store_true", help="show a window (needs GUI OpenCV)")
-    p.add_argument("--max-frames", type=helpers.positive_int, default=None, help="stop after N frames")
-    p.add_argument("--smoothing", type=helpers.fraction, default=0.3,
+    p.add_argument("--max-frames", type=cli_args.positive_int, default=None, help="stop after N frames")
+    p.add_argument("--smoothing", type=cli_args.fraction, default=0.3,
                    help="weight of the newest frame, in (0, 1] (1 = no smoothing; default %(default)s)")
-    p.add_argument("--reconnect-seconds", type=helpers.positive_float, default=10.0,
+    p.add_argument("--reconnect-seconds", type=cli_args.positive_float, default=10.0,
                    help="how long to keep reopening a camera that stopped delivering frames")
     p.add_argument("--serve", default=None, metavar="[HOST:]PORT", type=serve_address,
                    help="live view in a browser: the annotated stream, the faces and FPS at http://HOST:PORT/ "
@@ -78,14 +81,14 @@ and video outputs are flushed and closed either way.""")
     p.add_argument("--serve-token", default=None, metavar="TOKEN",
                    help="require this token on every request (?token=TOKEN or 'Authorization: Bearer TOKEN'); "
                         "default: $AGEGENDER_SERVE_TOKEN, else none")
-    p.add_argument("--serve-max-viewers", type=helpers.positive_int, default=4,
+    p.add_argument("--serve-max-viewers", type=cli_args.positive_int, default=4,
                    help="streams served at once at most (default %(default)s)")
     p.add_argument("--realtime", action="store_true",
                    help="play a video file or picture folder at its own frame rate (--realtime-fps for pictures) "
                         "instead of as fast as possible, e.g. to watch it through --serve")
-    p.add_argument("--realtime-fps", type=helpers.positive_float, default=None,
+    p.add_argument("--realtime-fps", type=cli_args.positive_float, default=None,
                    help="frame rate for --realtime (default: the video's own, or 1 for pictures)")
-    p.add_argument("--serve-fps", type=helpers.positive_float, default=15.0,
+    p.add_argument("--serve-fps", type=cli_args.positive_float, default=15.0,
                    help="frames per second sent to each viewer at most (default %(default)s)")
     p.set_defaults(func=cmd_run)
 
@@ -158,8 +161,8 @@ def run_summary(stats, sequential: bool = True) -> str:
 
 # --- predict ----------------------------------------------------------------------
 
-def add_predict(sub, helpers) -> None:
-    p = helpers.add_command(
+def add_predict(sub) -> None:
+    p = cli_args.add_command(
         sub, "predict", help="age/gender for still pictures (files, folders, globs)",
         description="Estimate age and gender for every face in still pictures.",
         epilog="""examples:
@@ -171,13 +174,25 @@ A bad file is reported on stderr (and marked in --json output) and the others ar
 still processed. Exit status: 0, or 1 when nothing was readable, or with --strict
 when any file failed.""")
     p.add_argument("paths", nargs="+", help="pictures, folders or glob patterns")
-    add_common_model_args(p, helpers)
+    add_common_model_args(p)
     p.add_argument("--aligned", action="store_true", help="inputs are training-style face crops: skip detection")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per picture")
     p.add_argument("--output", default=None,
                    help="annotated pictures: a folder, or a picture file (.jpg/.png) for a single picture")
     p.add_argument("--strict", action="store_true", help="exit 1 if any file could not be read")
     p.set_defaults(func=cmd_predict)
+
+
+def face_words(face) -> str:
+    """'age 34 ± 5 (adult), female 0.93', or only what the model predicts."""
+    parts = []
+    if face.age is not None:
+        parts.append(f"age {face.age:.0f} ± {face.age_std:.0f} ({face.age_group})")
+    elif face.age_group is not None:
+        parts.append(f"age group {face.age_group}")
+    if face.gender is not None:
+        parts.append(f"{face.gender} {face.gender_prob:.2f}")
+    return ", ".join(parts)
 
 
 def cmd_predict(args) -> int:
@@ -208,8 +223,7 @@ def cmd_predict(args) -> int:
             print(f"{frame.source}: no face found")
         for face in faces:
             x, y, w, h = face.box
-            print(f"{frame.source}: face at ({x}, {y}, {w}x{h}): age {face.age:.0f} ± {face.age_std:.0f} "
-                  f"({face.age_group}), {face.gender} {face.gender_prob:.2f}")
+            print(f"{frame.source}: face at ({x}, {y}, {w}x{h}): {face_words(face)}")
 
     stats = run_loop(estimator, ImageFiles(paths, "arguments"), aligned=args.aligned,
                      json_writer=JsonLinesWriter("-") if args.json else None,
@@ -225,8 +239,8 @@ def cmd_predict(args) -> int:
 
 # --- models -----------------------------------------------------------------------
 
-def add_models(sub, helpers) -> None:
-    p = helpers.add_command(
+def add_models(sub) -> None:
+    p = cli_args.add_command(
         sub, "models", help="list installed models, or fetch the YuNet face detector",
         description="`agegender models list` shows the installed age/gender models and face detectors,\n"
                     "with sizes and sha256 checksums. `agegender models fetch` downloads the YuNet face\n"
@@ -275,8 +289,8 @@ def frame_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def add_benchmark(sub, helpers) -> None:
-    p = helpers.add_command(
+def add_benchmark(sub) -> None:
+    p = cli_args.add_command(
         sub, "benchmark", help="latency per face, frames per second end to end, memory",
         description="Model-only latency (batch 1, after warm-up: mean/std/p50/p90/p99/max, init and\n"
                     "first-inference time, size) for each model, then the full loop on synthetic frames\n"
@@ -294,12 +308,12 @@ def add_benchmark(sub, helpers) -> None:
     p.add_argument("--source", default=None,
                    help="time the loop on this camera index, picam, or video file instead of synthetic frames "
                         "(adds the capture stage)")
-    p.add_argument("--threads", type=helpers.positive_int, default=1, help="inference threads (default 1)")
-    p.add_argument("--detect-size", type=helpers.positive_int, default=None, metavar="PX",
+    p.add_argument("--threads", type=cli_args.positive_int, default=1, help="inference threads (default 1)")
+    p.add_argument("--detect-size", type=cli_args.positive_int, default=None, metavar="PX",
                    help="longest side of the frame the detector sees (default 320)")
-    p.add_argument("--warmup", type=helpers.non_negative_int, default=50, help="untimed runs first (default %(default)s)")
-    p.add_argument("--runs", type=helpers.positive_int, default=500, help="timed runs per model (default %(default)s)")
-    p.add_argument("--frames", type=helpers.positive_int, default=100, help="frames per end-to-end run (default %(default)s)")
+    p.add_argument("--warmup", type=cli_args.non_negative_int, default=50, help="untimed runs first (default %(default)s)")
+    p.add_argument("--runs", type=cli_args.positive_int, default=500, help="timed runs per model (default %(default)s)")
+    p.add_argument("--frames", type=cli_args.positive_int, default=100, help="frames per end-to-end run (default %(default)s)")
     p.add_argument("--frame-size", type=frame_size, default=(640, 480), help="WIDTHxHEIGHT (default 640x480)")
     p.add_argument("--json", default=None, help="write the results as JSON")
     p.add_argument("--markdown", default=None, help="write the results as Markdown")
@@ -407,9 +421,9 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
-def add_edge_commands(sub, helpers) -> None:
+def add_edge_commands(sub) -> None:
     for add in (add_run, add_predict, add_models, add_benchmark):
-        add(sub, helpers)
+        add(sub)
 
 
 if __name__ == "__main__":  # pragma: no cover

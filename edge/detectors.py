@@ -81,6 +81,7 @@ class YuNetDetector:
         except cv2.error as exc:
             raise AgeGenderError(f"{model_path}: not a YuNet detector model ({str(exc).strip()[:120]})") from None
         self.max_side = max_side
+        self.model_path = model_path
         self._size = (320, 320)
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
@@ -142,11 +143,13 @@ def create_detector(model_path: Optional[str] = None, **kwargs):
     """YuNet when its file can be found, else the Haar cascade with a one-line warning."""
     yunet = find_yunet(model_path)
     if yunet:
-        return YuNetDetector(yunet, **kwargs)
+        return YuNetDetector(yunet, **{k: v for k, v in kwargs.items() if v is not None})
     log.warning("YuNet face detector not found: falling back to OpenCV's Haar cascade, which is much worse: "
                 "it misses faces (16 of 20 on our test photos), finds false ones, gives no landmarks (faces are "
                 "not aligned) and ages that swing by decades on video. Get YuNet once with `agegender models "
                 "fetch`, or pass --detector-model FILE / set $%s.", DETECTOR_ENV)
-    kwargs.pop("score_threshold", None)
+    if kwargs.pop("score_threshold", None) is not None:
+        log.warning("--score-threshold applies to YuNet only: the Haar fallback has no comparable score "
+                    "and ignores it")
     kwargs.pop("nms_threshold", None)
     return HaarDetector(**{k: v for k, v in kwargs.items() if k == "max_side"})

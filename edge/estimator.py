@@ -12,18 +12,16 @@ model's input -> one inference per batch -> decode (age mean/spread, group, gend
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 import time
 from typing import Optional, Sequence
 
 import numpy as np
 
-from agegender.edge.backends import ModelError, card_path, open_model
-from agegender.edge.contract import InputContract, as_rgb_picture, crop_to_input, face_input
-from agegender.edge.detectors import Detection, create_detector
-from agegender.edge.postprocess import AgeGender, decode
+from agegender.edge.contract import as_rgb_picture
+from agegender.edge.detectors import Detection, YuNetDetector, create_detector, find_yunet
+from agegender.edge.model import AgeGenderModel
+from agegender.edge.postprocess import AgeGender, result_label
 from agegender.edge.quality import FaceQuality, face_quality
 from agegender.edge.zoo import default_model_path
 
@@ -36,22 +34,25 @@ class Face:
 
     box: tuple[int, int, int, int]  # x, y, w, h in the picture
     score: float  # detector confidence (1.0 for --aligned crops)
-    age: float
-    age_std: float
-    age_group: str
-    gender: str
-    gender_prob: float
-    female_prob: float
+    age: Optional[float]  # None (and age_std None) for a model without an age head
+    age_std: Optional[float]
+    age_group: Optional[str]
+    gender: Optional[str]  # None (and the probabilities None) for a model without a gender head
+    gender_prob: Optional[float]
+    female_prob: Optional[float]
     id: Optional[int] = None  # track id (video), None for still pictures
     quality: Optional[FaceQuality] = None  # pose and size from the landmarks; None without landmarks
 
     def label(self) -> str:
-        return f"{self.age:.0f} ± {self.age_std:.0f} · {self.gender[0].upper()} {self.gender_prob:.2f}"
+        return result_label(self)
 
     def to_dict(self) -> dict:
-        out = {"id": self.id, "box": [int(v) for v in self.box], "score": round(self.score, 4),
-               "age": round(self.age, 2), "age_std": round(self.age_std, 2), "age_group": self.age_group,
-               "gender": self.gender, "gender_prob": round(self.gender_prob, 4)}
+        """The JSON Lines form: fields a model does not predict are left out, never NaN."""
+        out = {"id": self.id, "box": [int(v) for v in self.box], "score": round(self.score, 4)}
+        for key, digits in (("age", 2), ("age_std", 2), ("age_group", None), ("gender", None), ("gender_prob", 4)):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = round(value, digits) if digits else value
         if self.quality is not None:
             out["quality"] = self.quality.to_dict()
         return out
@@ -67,32 +68,9 @@ def clip_box(box, width: int, height: int) -> tuple[int, int, int, int]:
 
 def widen_for_quality(result: AgeGender, quality: Optional[FaceQuality]) -> AgeGender:
     """A face seen poorly (turned away, tiny) gets a wider age spread: up to twice as wide at quality 0."""
-    if quality is None:
+    if quality is None or result.age_std is None:
         return result
     return dataclasses.replace(result, age_std=result.age_std * (2.0 - quality.score))
-
-
-def load_contract(model_path: str, info) -> InputContract:
-    """The input contract from the model's card (checked against the model), or the defaults
-    for its input size when there is no card."""
-    path = card_path(model_path)
-    if not os.path.isfile(path):
-        log.info("%s has no model card beside it: using the default input contract", model_path)
-        return InputContract(size=info.input_size)
-    try:
-        with open(path) as f:
-            card = json.load(f)
-        contract = InputContract.from_dict(card["input"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{path}: unreadable model card ({exc})") from None
-    if contract.size != info.input_size:
-        raise ModelError(f"{model_path}: takes {info.input_size}x{info.input_size} px but its card {path} says "
-                         f"{contract.size} px: the card belongs to another model")
-    missing = set(card.get("outputs", {})) - set(info.output_names)
-    if missing:
-        raise ModelError(f"{model_path}: lacks the outputs {sorted(missing)} that its card {path} lists "
-                         f"(it has {list(info.output_names)}): the card belongs to another model")
-    return contract
 
 
 # The detector sees frames downscaled to this longest side: 320 px finds every face of the
@@ -106,20 +84,21 @@ class Estimator:
 
     def __init__(self, model: Optional[str] = None, detector=None, threads: Optional[int] = None,
                  max_faces: int = 10, min_face: int = 24, detect_max_side: Optional[int] = None,
-                 score_threshold: float = 0.7, flip: bool = False):
+                 score_threshold: Optional[float] = None, flip: bool = False):
         """model: .tflite/.onnx path (default: the shipped int8 TFLite).
         detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar).
+        score_threshold: YuNet's confidence threshold (default 0.7; the Haar fallback has none).
         flip: also run every face mirrored and average the two answers (twice the model time)."""
         self.model_path = model or default_model_path()
-        self.backend = open_model(self.model_path, threads)
-        self.contract = load_contract(self.model_path, self.backend.info)
+        self.model = AgeGenderModel.open(self.model_path, threads)
+        self.contract = self.model.contract
+        self._crop_landmarker = None
         self._detector = detector
         self._detector_options = dict(max_side=detect_max_side or DETECT_MAX_SIDE, score_threshold=score_threshold)
         if isinstance(detector, str):
             self.detector  # a named detector file is checked at once
         self.max_faces = max_faces
         self.min_face = min_face
-        self.batch_one = self.backend.info.format == "tflite"
         self.flip = flip
         self.timings: dict[str, float] = {}
 
@@ -138,24 +117,41 @@ class Estimator:
         return faces[: self.max_faces]
 
     def align(self, image_rgb: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
-        crops = [face_input(image_rgb, self.contract, landmarks=d.landmarks, box=d.box) for d in detections]
+        crops = [self.model.preprocess(image_rgb, landmarks=d.landmarks, box=d.box) for d in detections]
         return np.stack(crops) if crops else np.zeros((0, self.contract.size, self.contract.size, 3), np.uint8)
+
+    def align_crop(self, crop_rgb: np.ndarray) -> np.ndarray:
+        """A training-style face crop as the model input: re-aligned by its own landmarks when the
+        model was trained on re-aligned crops (and YuNet is at hand), else as it is."""
+        landmarks = None
+        if self.model.wants_crop_landmarks:
+            landmarker = self.crop_landmarker()
+            if landmarker is not None:
+                faces = [d for d in landmarker.detect(crop_rgb) if d.landmarks is not None and d.score >= 0.8]
+                landmarks = faces[0].landmarks if len(faces) == 1 else None
+        return self.model.preprocess_crop(crop_rgb, landmarks)[None]
+
+    def crop_landmarker(self):
+        """YuNet at the settings that found the training crops' landmarks, or None without YuNet."""
+        if self._crop_landmarker is None:
+            path = self._detector if isinstance(self._detector, str) else None
+            if isinstance(self._detector, YuNetDetector):
+                path = self._detector.model_path
+            found = find_yunet(path)
+            self._crop_landmarker = YuNetDetector(found, max_side=400) if found else False
+            if not found:
+                log.info("no YuNet: face crops are fed as they are, not re-aligned by their landmarks")
+        return self._crop_landmarker or None
 
     def infer(self, inputs: np.ndarray) -> list[AgeGender]:
         """Model inputs (N, S, S, 3) uint8 -> decoded results."""
         if len(inputs) == 0:
             return []
-        raw = self.run_model(inputs)
+        raw = self.model.run(inputs)
         if self.flip:  # test-time augmentation: the mirrored face, averaged in
-            mirrored = self.run_model(np.ascontiguousarray(inputs[:, :, ::-1]))
+            mirrored = self.model.run(np.ascontiguousarray(inputs[:, :, ::-1]))
             raw = {k: (np.asarray(v, np.float64) + np.asarray(mirrored[k], np.float64)) / 2 for k, v in raw.items()}
-        return decode(raw.get("age"), raw.get("gender"), self.contract.age_groups)
-
-    def run_model(self, inputs: np.ndarray) -> dict:
-        if self.batch_one:
-            outs = [self.backend.predict(x[None]) for x in inputs]
-            return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-        return self.backend.predict(inputs)
+        return self.model.decode(raw)
 
     # --- the one obvious method ------------------------------------------------
     def predict(self, image: np.ndarray, aligned: bool = False, colour: str = "RGB") -> list[Face]:
@@ -169,7 +165,7 @@ class Estimator:
         if aligned:
             h, w = image_rgb.shape[:2]
             detections = [Detection((0, 0, w, h), 1.0)]
-            inputs = crop_to_input(image_rgb, self.contract.size)[None]
+            inputs = self.align_crop(image_rgb)
             t1 = t2 = time.perf_counter()
         else:
             detections = self.detect(image_rgb)

@@ -10,22 +10,30 @@ from typing import Optional
 from agegender.edge.errors import AgeGenderError
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write to a temporary file beside the target, fsync, then rename over it: readers never
-    see half a file, and an interrupted write leaves no file at all."""
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """A temporary name beside ``path`` (same extension, so writers that go by it still work) to
+    write to; renamed over ``path`` when the block ends, removed if it raises. Readers never see
+    half a file, and an interrupted write leaves no file at all. The one way this project writes."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=os.path.splitext(path)[1], dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """``data`` to ``path`` atomically (see ``atomic_path``), fsynced."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def sha256_file(path: str) -> str:

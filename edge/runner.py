@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from agegender.edge.estimator import Estimator, Face
 from agegender.edge.outputs import draw_faces
-from agegender.edge.postprocess import GENDER_LABELS
+from agegender.edge.postprocess import decide_age_group, decide_gender
 from agegender.edge.sources import SourceError
 from agegender.edge.tracker import IoUTracker
 
@@ -45,13 +45,12 @@ def smooth_faces(faces: list[Face], tracker: IoUTracker, estimator: Estimator) -
                             [f.female_prob for f in faces],
                             [f.quality.score if f.quality is not None else 1.0 for f in faces])
     out = []
+    groups = estimator.contract.age_groups
     for face, track in zip(faces, tracks):
-        is_female = track.female_prob >= 0.5
-        out.append(dataclasses.replace(
-            face, id=track.id, age=track.age, age_std=track.age_std,
-            age_group=estimator.contract.age_groups.name_of(track.age), female_prob=track.female_prob,
-            gender=GENDER_LABELS[int(is_female)],
-            gender_prob=track.female_prob if is_female else 1 - track.female_prob))
+        gender, gender_prob = decide_gender(track.female_prob) if track.female_prob is not None else (None, None)
+        group = decide_age_group(track.age, groups) if track.age is not None else face.age_group
+        out.append(dataclasses.replace(face, id=track.id, age=track.age, age_std=track.age_std, age_group=group,
+                                       female_prob=track.female_prob, gender=gender, gender_prob=gender_prob))
     return out
 
 

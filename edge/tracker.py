@@ -29,13 +29,24 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _value(x) -> Optional[float]:
+    return None if x is None else float(x)
+
+
+def _blend(old: Optional[float], new, weight: float) -> Optional[float]:
+    """Moving average of a value a model may not predict (None stays None)."""
+    if new is None:
+        return old
+    return float(new) if old is None else (1 - weight) * old + weight * float(new)
+
+
 @dataclasses.dataclass
 class Track:
     id: int
     box: tuple
-    age: float
-    age_std: float
-    female_prob: float
+    age: Optional[float]  # None for models without that head
+    age_std: Optional[float]
+    female_prob: Optional[float]
     hits: int = 1
     missed: int = 0
 
@@ -74,14 +85,15 @@ class IoUTracker:
             a = self.alpha * (1.0 if qualities is None else max(MIN_QUALITY_WEIGHT, float(qualities[bi])))
             track = track_of.get(bi)
             if track is None:
-                track = Track(self._next_id, tuple(box), float(ages[bi]), float(age_stds[bi]), float(female_probs[bi]))
+                track = Track(self._next_id, tuple(box), _value(ages[bi]), _value(age_stds[bi]),
+                              _value(female_probs[bi]))
                 self._next_id += 1
                 self.tracks.append(track)
             else:
                 track.box = tuple(box)
-                track.age = (1 - a) * track.age + a * float(ages[bi])
-                track.age_std = (1 - a) * track.age_std + a * float(age_stds[bi])
-                track.female_prob = (1 - a) * track.female_prob + a * float(female_probs[bi])
+                track.age = _blend(track.age, ages[bi], a)
+                track.age_std = _blend(track.age_std, age_stds[bi], a)
+                track.female_prob = _blend(track.female_prob, female_probs[bi], a)
                 track.hits += 1
                 track.missed = 0
             out.append(track)

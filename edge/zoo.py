@@ -15,14 +15,13 @@ import dataclasses
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.request
 from importlib import resources
 from typing import Optional
 
 from agegender.edge.detectors import YUNET_FILE, YUNET_SHA256, YUNET_URL, cache_dir
 from agegender.edge.errors import AgeGenderError
-from agegender.edge.files import file_from, sha256_file
+from agegender.edge.files import atomic_path, file_from, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -101,29 +100,25 @@ def fetch(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest_dir: Optional[s
     if os.path.isfile(dest) and sha256_file(dest) == sha256:
         log.info("%s is already in %s", name, dest_dir)
         return dest
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=dest_dir)
     try:
-        digest = hashlib.sha256()
-        log.info("downloading %s", url)
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as f:
-                for block in iter(lambda: response.read(1 << 16), b""):
-                    digest.update(block)
-                    f.write(block)
-        except OSError as exc:
-            raise AgeGenderError(
-                f"cannot download {url}: {getattr(exc, 'reason', exc)}. Without internet, copy "
-                f"{name} here from another machine and pass --detector-model FILE or set $AGEGENDER_DETECTOR, "
-                "or fetch from a reachable mirror with --url") from None
-        if digest.hexdigest() != sha256:
-            raise AgeGenderError(f"{url}: checksum mismatch (got sha256 {digest.hexdigest()}, expected {sha256}); "
-                                 "the file was not installed")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:  # renamed into place only once the checksum is right
+            digest = hashlib.sha256()
+            log.info("downloading %s", url)
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
+                    for block in iter(lambda: response.read(1 << 16), b""):
+                        digest.update(block)
+                        f.write(block)
+            except OSError as exc:
+                raise AgeGenderError(
+                    f"cannot download {url}: {getattr(exc, 'reason', exc)}. Without internet, copy "
+                    f"{name} here from another machine and pass --detector-model FILE or set $AGEGENDER_DETECTOR, "
+                    "or fetch from a reachable mirror with --url") from None
+            if digest.hexdigest() != sha256:
+                raise AgeGenderError(f"{url}: checksum mismatch (got sha256 {digest.hexdigest()}, expected "
+                                     f"{sha256}); the file was not installed")
         return dest
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if created:  # a failed first fetch leaves no empty cache folder behind
+        if created and not os.listdir(dest_dir):  # a failed first fetch leaves no empty cache folder behind
             with contextlib.suppress(OSError):
                 os.rmdir(dest_dir)

@@ -12,7 +12,6 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from agegender.edge.contract import InputContract, canonical_input
 from agegender.edge.errors import AgeGenderError
 from agegender.edge.images import read_canonical
 from agegender.train import data as data_mod
@@ -20,7 +19,7 @@ from agegender.train.metrics import AGE_BANDS, band_name
 
 log = logging.getLogger(__name__)
 
-MIN_PER_BAND = 5  # each age band (0-12, 13-19, 20-39, 40-59, 60+) needs at least this many faces
+MIN_PER_BAND = 3  # each age band (train.metrics.AGE_BANDS) needs at least this many faces
 
 
 class CalibrationError(AgeGenderError):
@@ -50,9 +49,12 @@ def check_coverage(records: Sequence[data_mod.FaceRecord], min_per_band: int = M
 def select_calibration(data: str, n: int = 300, split_dir: Optional[str] = None,
                        seed: int = 0) -> list[data_mod.FaceRecord]:
     """A stratified sample of the training split (or of every image, for data with no split)."""
-    records, _ = data_mod.read_dataset(data, check_content=False)
+    from agegender.train.evaluate import dataset_sources
+
+    source = dataset_sources(data, split_dir)[0]
+    records, _ = data_mod.read_source(source, check_content=False)
     try:
-        records = data_mod.select_split(records, "train", split_dir)
+        records = data_mod.select_source_split(records, "train", source)
     except data_mod.DatasetError:
         log.warning("%s has no images of the training split: calibrating on a sample of all of it", data)
     sample = data_mod.stratified_sample(records, n, seed)
@@ -61,11 +63,10 @@ def select_calibration(data: str, n: int = 300, split_dir: Optional[str] = None,
     return sample
 
 
-def calibration_batches(records: Sequence[data_mod.FaceRecord], img_size: int,
+def calibration_batches(records: Sequence[data_mod.FaceRecord], model,
                         landmarks: Optional[dict] = None) -> Iterator[np.ndarray]:
-    """One (1, S, S, 3) float32 batch of raw pixel values per face, as the exporters want; with
-    landmarks, each crop re-aligned exactly as the runtime (and the model's training) aligns faces."""
-    contract = InputContract(size=img_size)
+    """One (1, S, S, 3) float32 batch of raw pixel values per face, as the exporters want, cut as the
+    model's card says (re-aligned by each crop's landmarks for a model trained that way)."""
     for rec in records:
         points = (landmarks or {}).get(rec.name)
-        yield canonical_input(read_canonical(rec.path), contract, points)[None].astype(np.float32)
+        yield model.preprocess_crop(read_canonical(rec.path), points)[None].astype(np.float32)

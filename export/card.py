@@ -1,60 +1,31 @@
-"""Model cards: a JSON for programs and a Markdown page for people, beside each model file."""
+"""Model cards beside each exported file: the JSON for programs (``agegender.edge.card``) and a
+Markdown page for people."""
 from __future__ import annotations
 
-import json
-import os
-from typing import Optional
-
-from agegender.edge.contract import AGE_BINS, InputContract
-from agegender.edge.files import atomic_write_bytes, sha256_file
-
-LICENCE = ("Trained on UTKFace (Zhang, Song, Qi, CVPR 2017), which is available for non-commercial "
-           "research purposes only: this model inherits that restriction.")
-
-OUTPUTS = {
-    "age": f"float32 [N, {AGE_BINS}]: probability of each age 0..{AGE_BINS - 1}; age = expectation, "
-           "spread = standard deviation (renormalise first: quantized outputs may not sum to 1)",
-    "gender": "float32 [N, 1]: probability that the face is female (UTKFace gender 1)",
-    "group": "float32 [N, G]: probability of each age group",
-}
-
-
-def build_card(model_path: str, fmt: str, contract: InputContract, outputs, metrics: dict,
-               training: Optional[dict] = None, export_command: str = "", calibration: Optional[dict] = None,
-               input_dtype: str = "float32") -> dict:
-    return {
-        "name": os.path.basename(model_path),
-        "file": os.path.basename(model_path),
-        "format": fmt,
-        "size_bytes": os.path.getsize(model_path),
-        "sha256": sha256_file(model_path),
-        "input": {**contract.to_dict(), "name": "image", "dtype": input_dtype},
-        "outputs": {name: OUTPUTS[name] for name in outputs},
-        "age_groups": dict(zip(contract.age_groups.names, contract.age_groups.lower_bounds)),
-        "metrics": metrics,
-        "training": training or {},
-        "export_command": export_command,
-        "calibration": calibration,
-        "licence": LICENCE,
-    }
+from agegender.edge.card import ModelCard
+from agegender.edge.files import atomic_write_bytes
 
 
 def card_markdown(card: dict) -> str:
-    inp, m = card["input"], card["metrics"]
+    inp, m = card["input"], card.get("metrics") or {}
     lines = [
         f"# {card['name']}", "",
         f"`{card['file']}`: {card['format']}, {card['size_bytes'] / 1e6:.2f} MB, sha256 `{card['sha256']}`", "",
         "## Input contract", "",
         f"- shape {inp['shape']} ({inp['layout']}), **{inp['dtype']}**, colour order **{inp['colour_order']}**, "
         "raw pixel values 0..255 (the model rescales inside)",
+        f"- alignment **{card['alignment']}** ("
+        + ("trained on crops re-aligned by their landmarks, as the runtime aligns camera faces" if card["alignment"]
+           == "landmarks" else "trained on canonical crops as given") + ")",
         f"- the face is warped to a {inp['canonical_size']}x{inp['canonical_size']} canonical crop (UTKFace style) "
         f"with a similarity transform from 5 landmarks onto the template {inp['template']} "
         f"({', '.join(inp['template_points'])}, fractions of the crop), then resized with {inp['resize']}",
         f"- without landmarks: the detector box grown {inp['box_margin']}x around its centre, "
         f"moved down {inp['box_shift']} box heights", "",
         "## Outputs", "",
+        f"Task **{card['task']}**.", "",
         *[f"- `{name}`: {text}" for name, text in card["outputs"].items()],
-        "- age groups (derived from the age distribution): "
+        "- age groups (from the estimated age): "
         + ", ".join(f"{k} {v}+" for k, v in card["age_groups"].items()), "",
         "## Metrics", "",
     ]
@@ -81,8 +52,7 @@ def card_markdown(card: dict) -> str:
         for stage, p in enumerate(parents, 1):
             lines += [f"Stage {stage} (`{p['path']}`, sha256 `{p.get('sha256')}`):", "", "```",
                       p.get("training_command", "(unknown)"), "```", ""]
-        lines += [f"{'Stage ' + str(len(parents) + 1) if parents else 'Training'}"
-                  + (f" ({training['training_alignment']})" if training.get("training_alignment") else "") + ":",
+        lines += [f"{'Stage ' + str(len(parents) + 1) if parents else 'Training'}:",
                   "", "```", training["training_command"], "```", ""]
     if card.get("export_command"):
         lines += ["Export:", "", "```", card["export_command"], "```", ""]
@@ -90,12 +60,17 @@ def card_markdown(card: dict) -> str:
         cal = card["calibration"]
         lines += [f"Calibration: {cal.get('n')} training-split faces, per age band {cal.get('bands')}, "
                   f"per gender {cal.get('genders')}.", ""]
-    lines += ["## Licence", "", card["licence"], ""]
+    if card.get("datasets"):
+        lines += ["## Data", "", "| dataset | split files | share of draws | licence |", "|---|---|---:|---|"]
+        lines += [f"| {d.get('title', d.get('name'))} | {d.get('split_files', '-')} | {d.get('weight', 1.0):g} | "
+                  f"{d.get('licence', '-')} |" for d in card["datasets"]]
+        lines.append("")
+    lines += ["## Licence", "", card["licence"] or "unknown", ""]
     return "\n".join(lines)
 
 
-def write_card(card: dict, model_path: str) -> tuple[str, str]:
+def write_card(card: ModelCard, model_path: str) -> tuple[str, str]:
     """model.tflite -> model.tflite.json (for programs) and model.tflite.md (for people)."""
-    atomic_write_bytes(model_path + ".json", (json.dumps(card, indent=2) + "\n").encode())
-    atomic_write_bytes(model_path + ".md", card_markdown(card).encode())
+    card.save(model_path + ".json")
+    atomic_write_bytes(model_path + ".md", card_markdown(card.to_dict()).encode())
     return model_path + ".json", model_path + ".md"

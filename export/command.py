@@ -4,11 +4,12 @@ from __future__ import annotations
 import shlex
 import sys
 
+from agegender.edge import cli_args
 from agegender.export.convert import FORMATS
 
 
-def add_export(sub, helpers) -> None:
-    p = helpers.add_command(
+def add_export(sub) -> None:
+    p = cli_args.add_command(
         sub, "export", help="export a Keras model to verified TFLite/ONNX files (needs .[train])",
         description="Convert a trained .keras model to the files the edge runtime runs, verify each one\n"
                     "against Keras on the test split, and write a model card (JSON + Markdown) for each.",
@@ -34,8 +35,8 @@ and the command exits with status 1.""")
     p.add_argument("--split-dir", default=None, help="folder with train/val/test.txt (default: shipped split)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--name", default=None, help="file name stem (default: the model's)")
-    p.add_argument("--calib-size", type=helpers.positive_int, default=300, help="calibration faces (default %(default)s)")
-    p.add_argument("--max-images", type=helpers.positive_int, default=None, help="verify on at most N images")
+    p.add_argument("--calib-size", type=cli_args.positive_int, default=300, help="calibration faces (default %(default)s)")
+    p.add_argument("--max-images", type=cli_args.positive_int, default=None, help="verify on at most N images")
     p.add_argument("--max-mae-increase", type=float, default=0.25, help="years (default %(default)s)")
     p.add_argument("--max-gender-drop", type=float, default=0.5, help="points of accuracy (default %(default)s)")
     p.add_argument("--align-detector", default=None, metavar="YUNET.onnx",
@@ -46,9 +47,7 @@ and the command exits with status 1.""")
 
 
 def cmd_export(args) -> int:
-    from agegender.edge.cli import require_training_stack
-
-    require_training_stack("export")
+    cli_args.require_training_stack("export")
     from agegender.edge.files import portable_command
     from agegender.export.exporter import export_model
 

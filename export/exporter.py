@@ -12,21 +12,18 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from typing import Optional, Sequence
 
-import numpy as np
-
-from agegender.edge.contract import InputContract
 from agegender.export import calibration as calib_mod
-from agegender.export.card import build_card, write_card
+from agegender.export.card import write_card
 from agegender.export.convert import FORMATS, ExportError, export_formats
 from agegender.export.verify import (DEFAULT_MAX_GENDER_DROP, DEFAULT_MAX_MAE_INCREASE, FormatCheck,
-                                     check_format, summarise, to_predictions)
+                                     check_format, summarise)
 from agegender.train import data as data_mod
-from agegender.train.evaluate import batches
+from agegender.train.evaluate import dataset_sources, model_inputs, predictions_from
+from agegender.train.keras_backend import open_any_model
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +62,8 @@ class ExportResult:
         return "\n".join(lines)
 
 
-def training_card_of(model_path: str) -> dict:
-    """The card written by training: <model>.keras.json beside the model, or model.json in a run folder."""
-    for candidate in (model_path + ".json",
-                      os.path.join(os.path.dirname(model_path), "model.json")):
-        if os.path.isfile(candidate):
-            with open(candidate) as f:
-                return json.load(f)
-    return {}
-
-
 def load_keras(model_path: str):
-    from agegender.train.losses import load_model
+    from agegender.train.model_io import load_model
 
     if not os.path.isfile(model_path):
         raise ExportError(f"{model_path}: model file not found")
@@ -94,15 +81,9 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
     if unknown:
         raise ExportError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
     model = load_keras(model_path)
-    training = training_card_of(model_path)
-    size = int(model.input_shape[1])
-    contract = InputContract.from_dict(training["input"]) if training.get("input") else InputContract(size=size)
-    if contract.size != size:
-        raise ExportError(f"{model_path}: card says input {contract.size} px but the model takes {size} px")
-    outputs = list(model.output.keys()) if isinstance(model.output, dict) else list(model.output_names)
-
-    aligned_training = "re-aligned" in str(training.get("training_alignment", ""))
-    if aligned_training and not align_detector:
+    reference = open_any_model(model_path, keras_model=model)  # the Keras model and its training card
+    card = reference.card
+    if card.alignment == "landmarks" and not align_detector:
         log.warning("%s was trained on landmark-aligned crops: pass --align-detector so calibration and "
                     "verification see the crops it was trained on", model_path)
 
@@ -119,7 +100,7 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
             raise ExportError("int8 formats need --calib DIR: real faces spanning all ages (e.g. the UTKFace folder)")
         calib_records = calib_mod.select_calibration(calib, calib_size, split_dir)
         calib_landmarks = landmarks_for(calib_records, calib)
-        calibration = lambda: calib_mod.calibration_batches(calib_records, size, calib_landmarks)  # noqa: E731
+        calibration = lambda: calib_mod.calibration_batches(calib_records, reference, calib_landmarks)  # noqa: E731
 
     stem = name or os.path.splitext(os.path.basename(model_path))[0]
     written = export_formats(model, formats, out, stem, calibration)
@@ -127,33 +108,29 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
     data = data or calib
     if not data:
         raise ExportError("verification needs --data DIR (labelled faces with a test split)")
-    records, _ = data_mod.read_dataset(data, check_content=False)
-    records = data_mod.select_split(records, split, split_dir)
+    source = dataset_sources(data, split_dir)[0]
+    records, _ = data_mod.read_source(source, check_content=False)
+    records = data_mod.select_source_split(records, split, source)
     if max_images:
-        records = records[:: max(1, len(records) // max_images)][:max_images]
+        records = data_mod.stratified_sample(records, max_images, seed=0)
     log.info("verifying on %d %s images", len(records), split)
-    images = np.concatenate(list(batches(records, size, 64, landmarks_for(records, data))))
-    keras_outputs = {}
-    for start in range(0, len(images), 64):
-        out_batch = model(images[start:start + 64].astype(np.float32), training=False)
-        for k, v in out_batch.items():
-            keras_outputs.setdefault(k, []).append(np.asarray(v))
-    keras_outputs = {k: np.concatenate(v) for k, v in keras_outputs.items()}
-    keras_metrics = summarise(to_predictions(records, keras_outputs))
+    images = model_inputs(reference, records, landmarks_for(records, data))
+    keras_outputs = reference.run(images)
+    keras_metrics = summarise(predictions_from(records, keras_outputs), card.groups)
 
     checks = []
     for fmt, path in written.items():
-        check = check_format(fmt, path, records, images, keras_outputs, keras_metrics,
+        input_dtype = "uint8" if fmt == "tflite-int8" else "float32"
+        file_card = card.for_file(path, fmt, input_dtype, training=card.to_dict(), export_command=command,
+                                  calibration=calib_mod.coverage(calib_records)
+                                  if calib_records and fmt.endswith("int8") else None)
+        check = check_format(fmt, path, file_card, records, images, keras_outputs, keras_metrics,
                              max_mae_increase, max_gender_drop)
         checks.append(check)
         if check.passed:
-            metrics = {**check.metrics, "split": split, "n_images": len(records),
-                       "split_files": split_dir or "shipped UTKFace split files (agegender/train/splits/utkface)"}
-            input_dtype = "uint8" if fmt == "tflite-int8" else "float32"
-            card = build_card(path, fmt, contract, outputs, metrics, training, command,
-                              calib_mod.coverage(calib_records) if calib_records and fmt.endswith("int8") else None,
-                              input_dtype)
-            write_card(card, path)
+            file_card.extra["metrics"] = {**check.metrics, "split": split, "n_images": len(records),
+                                          "split_files": source.splits_folder()}
+            write_card(file_card, path)
         else:
             log.error("%s failed verification (%s): removing %s", fmt, check.reason, path)
             os.unlink(path)

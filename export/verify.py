@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from agegender.edge.backends import open_model
 from agegender.edge.contract import AgeGroups
-from agegender.train.evaluate import Predictions, compute_metrics
+from agegender.edge.model import AgeGenderModel
+from agegender.edge.postprocess import age_mean_std
+from agegender.train.evaluate import Predictions, compute_metrics, predictions_from
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ class FormatCheck:
     reason: str = ""
 
 
-def summarise(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
+def summarise(pred: Predictions, groups: AgeGroups) -> dict:
     m = compute_metrics(pred, groups)
     out = {}
     if "age_mae" in m:
@@ -46,26 +48,12 @@ def summarise(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
     return out
 
 
-def run_backend(path: str, images: np.ndarray, threads: Optional[int] = None) -> dict:
-    """Outputs of a model file over (N, S, S, 3) uint8 images (one at a time for TFLite)."""
-    backend = open_model(path, threads)
-    if backend.info.format == "tflite":
-        outs = [backend.predict(img[None]) for img in images]
-        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-    chunks = [backend.predict(images[i:i + 64]) for i in range(0, len(images), 64)]
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-
-
-def to_predictions(records: Sequence, outputs: dict) -> Predictions:
-    return Predictions(list(records), outputs.get("age"),
-                       outputs["gender"].reshape(-1) if "gender" in outputs else None, outputs.get("group"))
-
-
-def check_format(fmt: str, path: str, records, images: np.ndarray, keras_outputs: dict,
+def check_format(fmt: str, path: str, card, records, images: np.ndarray, keras_outputs: dict,
                  keras_metrics: dict, max_mae_increase: float = DEFAULT_MAX_MAE_INCREASE,
-                 max_gender_drop: float = DEFAULT_MAX_GENDER_DROP) -> FormatCheck:
-    outputs = run_backend(path, images)
-    metrics = summarise(to_predictions(records, outputs))
+                 max_gender_drop: float = DEFAULT_MAX_GENDER_DROP, threads: Optional[int] = None) -> FormatCheck:
+    """Run the exported file as the runtime will (its backend, fed as its card says) and compare."""
+    outputs = AgeGenderModel(open_model(path, threads), card).run(images)
+    metrics = summarise(predictions_from(records, outputs), card.groups)
     metrics["keras"] = keras_metrics
     reasons = []
     if "age_mae" in metrics:
@@ -79,8 +67,6 @@ def check_format(fmt: str, path: str, records, images: np.ndarray, keras_outputs
                            f"(limit -{max_gender_drop})")
     max_diff = 0.0
     if "age" in outputs:
-        from agegender.edge.postprocess import age_mean_std
-
         max_diff = float(np.max(np.abs(age_mean_std(outputs["age"])[0] - age_mean_std(keras_outputs["age"])[0])))
     check = FormatCheck(fmt, path, metrics, max_diff, not reasons, "; ".join(reasons))
     log.info("%s: %s%s", fmt, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)},

@@ -32,3 +32,26 @@ def write_video(path, frames, fps=10):
 def moving_face_frames(crop_path, n=12, step=6):
     crop = read_canonical(str(crop_path))
     return [paste_face(crop, center=(220 + step * i, 240))[0] for i in range(n)]
+
+
+def constant_onnx_model(path, heads: dict, size: int = 128):
+    """A tiny ONNX age/gender-style model whose outputs are constants: {head: vector of its width}.
+    (image NHWC float -> ReduceMean -> MatMul by zeros -> + the constant), for routing tests."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[1, 2], keepdims=0)]
+    inits, outs = [], []
+    for name, values in heads.items():
+        values = np.asarray(values, np.float32).reshape(1, -1)
+        inits += [numpy_helper.from_array(np.zeros((3, values.shape[1]), np.float32), f"w_{name}"),
+                  numpy_helper.from_array(values, f"b_{name}")]
+        nodes += [helper.make_node("MatMul", ["pooled", f"w_{name}"], [f"z_{name}"]),
+                  helper.make_node("Add", [f"z_{name}", f"b_{name}"], [name])]
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", values.shape[1]]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                         ["N", size, size, 3])], outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)

@@ -6,22 +6,6 @@ import pytest
 from agegender.edge import cli
 
 
-def test_help_lists_subcommands(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--help"])
-    assert exit_info.value.code == 0
-    out = capsys.readouterr().out
-    for command in ("train", "evaluate"):
-        assert command in out
-
-
-@pytest.mark.parametrize("command", ["train", "evaluate"])
-def test_subcommand_help_teaches(command, capsys):
-    with pytest.raises(SystemExit):
-        cli.main([command, "--help"])
-    assert "example" in capsys.readouterr().out
-
-
 def test_missing_data_folder_is_one_clear_line(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])

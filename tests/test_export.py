@@ -24,27 +24,30 @@ def small_model(utkface_sample, tmp_path_factory):
 
 def test_every_format_exports_and_agrees_with_keras(small_model, utkface_sample, tmp_path):
     from agegender.edge.backends import open_model
+    from agegender.edge.card import ModelCard
+    from agegender.edge.model import AgeGenderModel
     from agegender.edge.postprocess import age_mean_std
-    from agegender.export.exporter import export_model, load_keras
+    from agegender.export.exporter import export_model
     from agegender.train import data
-    from agegender.train.evaluate import batches
+    from agegender.train.evaluate import model_inputs
+    from agegender.train.keras_backend import open_any_model
 
     formats = list(TOLERANCE_YEARS)
     result = export_model(str(small_model), formats, str(tmp_path / "out"), calib=str(utkface_sample),
                           calib_size=96, split="test", name="small",
                           max_mae_increase=100, max_gender_drop=100)  # a barely trained model: agreement is checked below
     assert [c.format for c in result.checks] == formats
-    keras_model = load_keras(str(small_model))
+    keras_model = open_any_model(str(small_model))
     records = data.select_split(data.read_dataset(str(utkface_sample))[0], "test")
-    images = np.concatenate(list(batches(records, 32, 64)))
-    keras_out = keras_model(images.astype(np.float32), training=False)
+    images = model_inputs(keras_model, records)
+    keras_out = keras_model.run(images)
     keras_age = age_mean_std(np.asarray(keras_out["age"]))[0]
     for check in result.checks:
-        backend = open_model(check.path)
-        assert set(backend.info.output_names) == {"age", "gender"}  # output names survive
-        outs = [backend.predict(img[None]) for img in images]
-        age = age_mean_std(np.concatenate([o["age"] for o in outs]))[0]
-        gender = np.concatenate([o["gender"] for o in outs]).ravel()
+        exported = AgeGenderModel.open(check.path)  # its card read and its sha256 checked
+        assert set(exported.backend.info.output_names) == {"age", "gender"}  # output names survive
+        outs = exported.run(images)
+        age = age_mean_std(outs["age"])[0]
+        gender = outs["gender"].ravel()
         assert np.max(np.abs(age - keras_age)) <= TOLERANCE_YEARS[check.format], check.format
         tol = 0.01 if check.format.endswith(("fp32", "fp16")) else 0.2
         assert np.max(np.abs(gender - np.asarray(keras_out["gender"]).ravel())) <= tol, check.format
@@ -52,8 +55,11 @@ def test_every_format_exports_and_agrees_with_keras(small_model, utkface_sample,
         assert os.path.isfile(check.path + ".md")
         assert card["sha256"] and card["size_bytes"] == os.path.getsize(check.path)
         assert card["input"]["colour_order"] == "RGB" and card["input"]["size"] == 32
-        assert "non-commercial" in card["licence"]
+        assert card["schema_version"] == 2 and card["alignment"] == "crop" and card["task"] == "multi"
+        assert "non-commercial" in card["licence"] and card["datasets"][0]["name"] == "utkface"
         assert card["metrics"]["split"] == "test" and "age_mae" in card["metrics"]
+        # the exported card carries the training card's contract, not a default one
+        assert ModelCard.load(check.path + ".json").contract == keras_model.card.contract
     int8 = open_model(str(tmp_path / "out" / "small_int8.tflite"))
     assert int8.info.input_dtype == "uint8"  # raw camera pixels go straight in
     assert "| tflite-int8 |" in result.table()

@@ -1,7 +1,6 @@
 """The live view (`run --serve`): every endpoint over loopback, tokens, viewer cap, stalled viewers."""
 import http.client
 import json
-import os
 import re
 import socket
 import subprocess
@@ -34,7 +33,7 @@ def sample_frames(n=40, size=(640, 480)):
 def sample_video(tmp_path_factory):
     path = tmp_path_factory.mktemp("live") / "sample.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (640, 480))
-    for frame in sample_frames(80):
+    for frame in sample_frames(400):  # 40 s at --realtime-fps 10: longer than the test
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
@@ -109,25 +108,26 @@ def test_every_endpoint_of_a_served_run(sample_video, yunet_model):
         stats = json.loads(body)
         assert stats["fps"] > 0 and {"detect", "infer"} <= set(stats["stage_ms"])
 
-        response, _, stream_conn = get(url, "/stream.mjpg?token=s3cret", read=False)
-        assert response.getheader("Content-Type").startswith("multipart/x-mixed-replace; boundary=")
-        jpeg = cv2.imdecode(np.frombuffer(first_mjpeg_frame(response), np.uint8), cv2.IMREAD_COLOR)
+        stream, _, stream_conn = get(url, "/stream.mjpg?token=s3cret", read=False)
+        events, _, events_conn = get(url, "/events", auth, read=False)
+        # two streams are open: a third viewer is turned away until one leaves
+        response, _, third = get(url, "/stream.mjpg", auth, read=False)
+        assert response.status == 503 and "too many viewers" in json.loads(response.read())["error"]
+        third.close()
+
+        assert stream.getheader("Content-Type").startswith("multipart/x-mixed-replace; boundary=")
+        jpeg = cv2.imdecode(np.frombuffer(first_mjpeg_frame(stream), np.uint8), cv2.IMREAD_COLOR)
         assert jpeg is not None and jpeg.shape == (480, 640, 3)
 
-        response, _, events_conn = get(url, "/events", auth, read=False)
-        assert response.getheader("Content-Type") == "text/event-stream"
+        assert events.getheader("Content-Type") == "text/event-stream"
         data = []
         while len(data) < 3:
-            line = response.fp.readline().decode()
+            line = events.fp.readline().decode()
             if line.startswith("data: "):
                 data.append(json.loads(line[len("data: "):]))
         frames = [d["frame"] for d in data]
         assert frames == sorted(frames) and len(set(frames)) == 3  # one message per frame, in order
         assert all({"source", "frame", "faces"} <= set(d) for d in data)
-
-        # two streams are open: a third viewer is turned away until one leaves
-        response, body, _ = get(url, "/stream.mjpg", auth)
-        assert response.status == 503 and "too many viewers" in json.loads(body)["error"]
         stream_conn.close()
         events_conn.close()
         response, body, _ = get(url, "/nowhere", auth)

@@ -27,7 +27,7 @@ def test_one_epoch_smoke_run_writes_everything_and_resumes(utkface_sample, tmp_p
     for name in ("model.keras", "model.json", "best.keras", "checkpoint.keras", "history.csv", "curves.png"):
         assert (tmp_path / "run" / name).is_file(), name
     card = json.loads((tmp_path / "run" / "model.json").read_text())
-    assert card["input"]["size"] == 48 and card["outputs"] == ["age", "gender"]
+    assert card["input"]["size"] == 48 and list(card["outputs"]) == ["age", "gender"] and card["alignment"] == "crop"
     assert 0 < card["validation"]["val_age_mae"] < 100
     assert not list((tmp_path / "run").glob("*partial*"))
     # a second run into the same folder without --resume is refused

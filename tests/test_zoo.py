@@ -44,7 +44,10 @@ def test_slice_metrics_per_gender_and_race():
     predicted = [25, 21, 70, 5, 31]  # true: 20, 21, 22 (men), 30, 31 (women)
     dist[np.arange(5), predicted] = 1
     pred = Predictions(records, dist, np.array([0.1, 0.2, 0.9, 0.8, 0.7]))
-    m = slice_metrics(pred)
+    from agegender.edge.card import ModelCard
+    from agegender.edge.zoo import default_model_path
+
+    m = slice_metrics(pred, ModelCard.load_for(default_model_path()).groups)
     assert m["overall"]["n"] == 5 and m["male"]["n"] == 3 and m["female"]["n"] == 2
     assert m["male"]["group_accuracy"] == pytest.approx(2 / 3)  # 70 is a senior, not an adult
     assert m["female"]["group_accuracy"] == pytest.approx(1 / 2)  # 5 is a child
@@ -59,7 +62,7 @@ def test_slice_metrics_per_gender_and_race():
 def test_each_architecture_builds_trains_a_step_and_round_trips(arch, tmp_path, mobilenet_weights):
     import keras
 
-    from agegender.train.losses import load_model
+    from agegender.train.model_io import load_model
     from agegender.train.models import ModelSpec, build_model
     from agegender.train.trainer import TrainConfig, compile_model
 
@@ -111,7 +114,10 @@ def test_autoencoder_encoder_weights_transfer_and_freeze(utkface_sample, tmp_pat
 
     records, _ = data_mod.read_dataset(str(utkface_sample))
     spec = ModelSpec(arch="cnn", img_size=32, width=8)
-    result = pretrain_autoencoder(records[:32], records[32:40], str(tmp_path / "ae"), spec, epochs=1,
+    from agegender.edge.card import new_training_card
+
+    contract = new_training_card(32, "multi", "crop").contract
+    result = pretrain_autoencoder(records[:32], records[32:40], str(tmp_path / "ae"), spec, contract, epochs=1,
                                   batch_size=16, workers=1)
     assert (tmp_path / "ae" / "reconstructions.png").stat().st_size > 500
     assert np.isfinite(result.val_mae) and 0 < result.val_mae < 1

@@ -26,17 +26,11 @@ import keras
 import numpy as np
 from keras import layers
 
-from agegender.train.models import BACKBONE_NAME, ModelSpec, cnn_backbone, conv_block
+from agegender.train.models import ModelSpec, build_encoder, conv_block
 
 log = logging.getLogger(__name__)
 
 ENCODER_FILE = "encoder.keras"
-
-
-def build_encoder(spec: ModelSpec, name: str = BACKBONE_NAME) -> keras.Model:
-    """The encoder: input pixels scaled to 0..1 -> features at 1/16 of the input size."""
-    encoder = cnn_backbone(spec)
-    return keras.Model(encoder.input, encoder.output, name=name)
 
 
 def build_autoencoder(spec: ModelSpec) -> tuple[keras.Model, keras.Model]:
@@ -52,27 +46,6 @@ def build_autoencoder(spec: ModelSpec) -> tuple[keras.Model, keras.Model]:
         x = conv_block(x, spec.width * 2 ** stage, f"dec{stage + 1}")
     outputs = layers.Conv2D(3, 3, padding="same", activation="sigmoid", name="reconstruction")(x)
     return keras.Model(inputs, outputs, name=f"autoencoder_{spec.img_size}"), encoder
-
-
-def encoder_backbone(spec: ModelSpec) -> keras.Model:
-    """The age/gender backbone: the encoder architecture, with pretrained weights when
-    ``spec.weights`` names an ``encoder.keras`` (or a whole autoencoder) file."""
-    backbone = build_encoder(spec)
-    if spec.weights:
-        transfer_encoder_weights(spec.weights, backbone)
-    return backbone
-
-
-def transfer_encoder_weights(path: str, backbone: keras.Model) -> None:
-    saved = keras.models.load_model(path, compile=False)
-    if any(layer.name == "encoder" for layer in saved.layers):
-        saved = saved.get_layer("encoder")
-    source, target = saved.get_weights(), backbone.get_weights()
-    if [w.shape for w in source] != [w.shape for w in target]:
-        raise ValueError(f"{path}: encoder weights do not fit this backbone (trained with another "
-                         "--img-size or --width?)")
-    backbone.set_weights(source)
-    log.info("backbone initialised from the pretrained encoder %s", path)
 
 
 class ReconstructionSequence(keras.utils.PyDataset):
@@ -102,9 +75,10 @@ class PretrainResult:
 
 
 def pretrain_autoencoder(train_records: Sequence, val_records: Sequence, out: str, spec: ModelSpec,
-                         epochs: int = 5, batch_size: int = 64, lr: float = 2e-3, workers: int = 2,
+                         contract, epochs: int = 5, batch_size: int = 64, lr: float = 2e-3, workers: int = 2,
                          landmarks: Optional[dict] = None) -> PretrainResult:
-    """Stage 1; reuses ``OUT/encoder.keras`` when a previous run already finished it."""
+    """Stage 1 (faces cut by ``contract``, the run's card's); reuses ``OUT/encoder.keras`` when a
+    previous run already finished it."""
     from agegender.train.dataset import FaceSequence
 
     os.makedirs(out, exist_ok=True)
@@ -115,9 +89,9 @@ def pretrain_autoencoder(train_records: Sequence, val_records: Sequence, out: st
         log.info("autoencoder already pretrained: %s", encoder_path)
         return PretrainResult(encoder_path, float(rows[-1]["val_loss"]),
                               float(sum(float(r["seconds"]) for r in rows)), len(rows))
-    train_seq = FaceSequence(train_records, spec.img_size, batch_size, augment_images=True, shuffle=True,
+    train_seq = FaceSequence(train_records, contract, batch_size, augment_images=True, shuffle=True,
                              workers=workers, landmarks=landmarks)
-    val_seq = FaceSequence(val_records, spec.img_size, batch_size, workers=workers, landmarks=landmarks)
+    val_seq = FaceSequence(val_records, contract, batch_size, workers=workers, landmarks=landmarks)
     autoencoder, encoder = build_autoencoder(spec)
     autoencoder.compile(optimizer=keras.optimizers.Adam(lr), loss="mae")
     log.info("pretraining the autoencoder: %d images, %d epochs, %d parameters", len(train_records), epochs,
@@ -126,7 +100,7 @@ def pretrain_autoencoder(train_records: Sequence, val_records: Sequence, out: st
     history = autoencoder.fit(ReconstructionSequence(train_seq), validation_data=ReconstructionSequence(val_seq),
                               epochs=epochs, verbose=2)
     seconds = time.time() - started
-    from agegender.train.trainer import atomic_save
+    from agegender.train.model_io import atomic_save
 
     atomic_save(autoencoder, os.path.join(out, "autoencoder.keras"))
     save_reconstructions(autoencoder, val_seq, os.path.join(out, "reconstructions.png"))

@@ -25,7 +25,8 @@ from agegender.edge.contract import AgeGroups
 from agegender.edge.files import atomic_write_bytes
 from agegender.train import data as data_mod
 from agegender.train import metrics as M
-from agegender.train.evaluate import Predictions, attribute_slices, load_predictor, predict_records
+from agegender.train.evaluate import Predictions, attribute_slices, predict_records
+from agegender.train.keras_backend import open_any_model
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,14 @@ def bias_subsets(records: Sequence, size: Optional[int] = None, seed: int = 0) -
     return {"male_only": draw(men, n), "mixed": draw(men, n // 2) + draw(women, n - n // 2)}
 
 
-def slice_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
+def slice_metrics(pred: Predictions, groups: AgeGroups) -> dict:
     """{slice name: metrics} for overall, each gender and each race present."""
     slices = {"overall": np.ones(len(pred.records), bool)}
     for masks in attribute_slices(pred.records).values():
         slices.update(masks)
     true_group = groups.index_of(pred.ages)
     if pred.age_distribution is not None:
-        pred_group = groups.probabilities(pred.age_distribution).argmax(-1)
+        pred_group = groups.index_of(pred.predicted_ages)  # the runtime's rule (postprocess.decide_age_group)
     else:
         pred_group = pred.group_probs.argmax(-1)
     out = {}
@@ -127,8 +128,8 @@ def run_bias_study(base_config, out: str, size: Optional[int] = None, seed: int 
         config = dataclasses.replace(base_config, out=run_dir, train_names=[r.name for r in subsets[name]],
                                      max_images=None)
         train(config, resume=os.path.exists(os.path.join(run_dir, "state.json")))
-        predictor, img_size = load_predictor(os.path.join(run_dir, "model.keras"))
-        results[name] = slice_metrics(predict_records(predictor, test, img_size))
+        model = open_any_model(os.path.join(run_dir, "model.keras"))
+        results[name] = slice_metrics(predict_records(model, test), model.card.groups)
     epochs = (f"{base_config.head_epochs} frozen + {base_config.epochs} fine-tuning epochs"
               if base_config.arch in ("mobilenetv2", "autoencoder") else f"{base_config.epochs} epochs")
     report = BiasReport(n, len(test), base_config.arch, epochs, results, base_config.command)

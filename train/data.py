@@ -318,12 +318,11 @@ def make_splits(names: Iterable[str], fractions=DEFAULT_SPLIT_FRACTIONS) -> dict
 
 
 def write_split_files(splits: dict[str, list[str]], folder: str) -> None:
+    from agegender.edge.files import atomic_write_bytes
+
     os.makedirs(folder, exist_ok=True)
     for split, names in splits.items():
-        tmp = os.path.join(folder, f".{split}.txt.tmp")
-        with open(tmp, "w") as f:
-            f.write("".join(n + "\n" for n in sorted(names)))
-        os.replace(tmp, os.path.join(folder, f"{split}.txt"))
+        atomic_write_bytes(os.path.join(folder, f"{split}.txt"), "".join(n + "\n" for n in sorted(names)).encode())
 
 
 def shipped_split_dir(dataset: str = "utkface") -> str:

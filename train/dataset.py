@@ -21,7 +21,7 @@ import cv2
 import keras
 import numpy as np
 
-from agegender.edge.contract import InputContract, canonical_input, crop_to_input, face_input
+from agegender.edge.contract import AgeGroups, InputContract, canonical_input, crop_to_input, face_input
 from agegender.edge.images import read_canonical
 from agegender.train import augment as aug
 from agegender.train.data import FaceRecord
@@ -77,7 +77,7 @@ def camera_view(crop: np.ndarray, landmarks: np.ndarray, contract: InputContract
 class FaceSequence(keras.utils.PyDataset):
     """Batches of (uint8 images, {"age": ages, "gender": genders}) for one split."""
 
-    def __init__(self, records: Sequence[FaceRecord], img_size: int, batch_size: int = 64,
+    def __init__(self, records: Sequence[FaceRecord], contract: InputContract, batch_size: int = 64,
                  augment_images: bool = False, shuffle: bool = False, seed: int = 0,
                  outputs: Sequence[str] = ("age", "gender"), workers: int = 2,
                  max_queue_size: int = 8, label_fn=None, landmarks: Optional[dict] = None,
@@ -85,7 +85,8 @@ class FaceSequence(keras.utils.PyDataset):
                  sampling_p: Optional[np.ndarray] = None, epoch_size: Optional[int] = None):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         self.records = list(records)
-        self.img_size = img_size
+        self.contract = contract  # from the run's model card
+        self.img_size = contract.size
         self.batch_size = batch_size
         self.augment_images = augment_images
         self.shuffle = shuffle
@@ -98,7 +99,6 @@ class FaceSequence(keras.utils.PyDataset):
         # with sampling probabilities, each epoch draws epoch_size faces with replacement
         self.sampling_p = None if sampling_p is None else np.asarray(sampling_p, float)
         self.epoch_size = epoch_size or len(self.records)
-        self.contract = InputContract(size=img_size)
         self._seed = seed
         self._epoch = 0
         self._order = np.arange(len(self.records))
@@ -149,7 +149,7 @@ class FaceSequence(keras.utils.PyDataset):
 
 
 def labels_for(records: Sequence[FaceRecord], outputs: Sequence[str],
-               group_bounds: Optional[Sequence[int]] = None) -> dict:
+               groups: AgeGroups = AgeGroups()) -> dict:
     """Targets for the named model outputs."""
     out = {}
     ages = np.array([r.age for r in records], np.float32)
@@ -158,6 +158,5 @@ def labels_for(records: Sequence[FaceRecord], outputs: Sequence[str],
     if "gender" in outputs:
         out["gender"] = np.array([[r.gender] for r in records], np.float32)
     if "group" in outputs:
-        bounds = np.asarray(group_bounds if group_bounds is not None else (0, 13, 20, 60))
-        out["group"] = (np.searchsorted(bounds, ages, side="right") - 1).astype(np.int32)[:, None]
+        out["group"] = groups.index_of(ages).astype(np.int32)[:, None]
     return out

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from agegender.edge.contract import AgeGroups, InputContract, canonical_input
+from agegender.edge.contract import AgeGroups
 from agegender.edge.images import read_canonical
 from agegender.edge.postprocess import age_mean_std
 from agegender.train import data as data_mod
@@ -135,7 +135,7 @@ def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
         out["age_mae"] = M.mae(pred.ages, pred_ages)
         out["age_std_mean"] = float(age_mean_std(pred.age_distribution)[1].mean())
         out["age_mae_by_band"] = M.mae_by_band(pred.ages, pred_ages)
-        pred_group = groups.probabilities(pred.age_distribution).argmax(-1)
+        pred_group = groups.index_of(pred_ages)  # the runtime's rule (postprocess.decide_age_group)
     elif pred.group_probs is not None:
         pred_group = pred.group_probs.argmax(-1)
     if pred_group is not None:
@@ -166,64 +166,40 @@ def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
     return out
 
 
-def batches(records: Sequence, img_size: int, batch_size: int, landmarks: Optional[dict] = None):
-    contract = InputContract(size=img_size)
-    for start in range(0, len(records), batch_size):
-        chunk = records[start:start + batch_size]
-        yield np.stack([canonical_input(read_canonical(r.path), contract, (landmarks or {}).get(r.name))
-                        for r in chunk])
+def model_inputs(model, records: Sequence, landmarks: Optional[dict] = None) -> np.ndarray:
+    """(N, S, S, 3) uint8 inputs for canonical crops, exactly as the model's card says to feed them."""
+    landmarks = landmarks or {}
+    return np.stack([model.preprocess_crop(read_canonical(r.path), landmarks.get(r.name)) for r in records])
 
 
-def predict_records(predictor: Predictor, records: Sequence, img_size: int,
-                    batch_size: int = 64, progress_every: int = 20,
+def predict_records(model, records: Sequence, batch_size: int = 64, progress_every: int = 20,
                     landmarks: Optional[dict] = None) -> Predictions:
+    """Raw outputs of an AgeGenderModel over labelled crops, beside their labels."""
     outs: dict[str, list] = {}
     n_batches = (len(records) + batch_size - 1) // batch_size
     started = time.time()
-    for i, batch in enumerate(batches(records, img_size, batch_size, landmarks)):
-        for name, value in predictor(batch).items():
+    for i, start in enumerate(range(0, len(records), batch_size)):
+        chunk = records[start:start + batch_size]
+        for name, value in model.run(model_inputs(model, chunk, landmarks), batch_size).items():
             outs.setdefault(name, []).append(np.asarray(value))
         if progress_every and (i + 1) % progress_every == 0:
             log.info("scored %d/%d batches (%.0f s)", i + 1, n_batches, time.time() - started)
-    cat = {k: np.concatenate(v) for k, v in outs.items()}
-    return Predictions(list(records), cat.get("age"),
-                       cat["gender"].reshape(-1) if "gender" in cat else None, cat.get("group"))
+    return predictions_from(records, {k: np.concatenate(v) for k, v in outs.items()})
 
 
-def load_predictor(model_path: str, threads: Optional[int] = None) -> tuple[Predictor, int]:
-    """(batch -> outputs, input size) for a .keras, .tflite or .onnx model."""
-    if model_path.endswith(".keras"):
-        from agegender.train.losses import load_model
-
-        if not os.path.isfile(model_path):
-            raise data_mod.DatasetError(f"{model_path}: model file not found")
-        model = load_model(model_path, compile=False)
-        size = int(model.input_shape[1])
-
-        def keras_predict(batch):
-            out = model(np.asarray(batch, np.float32), training=False)
-            return {k: np.asarray(v) for k, v in out.items()}
-
-        return keras_predict, size
-    from agegender.edge.backends import open_model
-
-    backend = open_model(model_path, threads)
-    if backend.info.format == "tflite":
-        def one_by_one(batch):  # TFLite files have a fixed batch of 1
-            outs = [backend.predict(b[None]) for b in batch]
-            return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-        return one_by_one, backend.info.input_size
-    return backend.predict, backend.info.input_size
+def predictions_from(records: Sequence, outputs: dict) -> Predictions:
+    return Predictions(list(records), outputs.get("age"),
+                       outputs["gender"].reshape(-1) if "gender" in outputs else None, outputs.get("group"))
 
 
 def evaluate_model(model_path: str, data, split: str = "test", split_dir: Optional[str] = None,
                    out: Optional[str] = None, batch_size: int = 64, max_images: Optional[int] = None,
-                   groups: AgeGroups = AgeGroups(), align_detector: Optional[str] = None) -> EvaluationReport:
+                   align_detector: Optional[str] = None) -> EvaluationReport:
     """Score a model on one dataset (a path, or ``NAME=PATH``)."""
     sources = dataset_sources(data, split_dir)
     if len(sources) != 1:
         raise data_mod.DatasetError("evaluate_model scores one dataset; use evaluate_datasets for several")
-    return evaluate_datasets(model_path, sources, split, out, batch_size, max_images, groups,
+    return evaluate_datasets(model_path, sources, split, out, batch_size, max_images,
                              align_detector)[sources[0].name]
 
 
@@ -233,15 +209,21 @@ def dataset_sources(data, split_dir: Optional[str] = None) -> list:
     items = [data] if isinstance(data, str) else list(data)
     sources = [data_mod.DataSource.parse(item, split_dir if len(items) == 1 else None) for item in items]
     if len(sources) == 1 and not split_dir and sources[0].name not in data_mod.shipped_split_names():
-        sources[0] = dataclasses.replace(sources[0], split_dir=data_mod.shipped_split_dir("utkface"))
+        sources[0] = dataclasses.replace(sources[0], name="utkface")  # the old default: a UTKFace folder
     return sources
 
 
 def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", out: Optional[str] = None,
-                      batch_size: int = 64, max_images: Optional[int] = None, groups: AgeGroups = AgeGroups(),
+                      batch_size: int = 64, max_images: Optional[int] = None,
                       align_detector: Optional[str] = None) -> dict:
     """{dataset name: report}; with several datasets and ``out``, one folder each plus summary.md."""
-    predictor, size = load_predictor(model_path)
+    from agegender.train.keras_backend import open_any_model
+
+    model = open_any_model(model_path)
+    groups = model.card.groups
+    if model.wants_crop_landmarks and not align_detector:
+        log.warning("%s was trained on crops re-aligned by their landmarks (its card says alignment: landmarks): "
+                    "pass --align-detector YUNET.onnx to score it on faces as it sees them", model_path)
     reports = {}
     for source in sources:
         records, read_report = data_mod.read_source(source)
@@ -253,13 +235,14 @@ def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", o
         if align_detector:
             from agegender.train.landmarks import load_landmarks
             landmarks = load_landmarks(records, source.path, align_detector)
-        pred = predict_records(predictor, records, size, batch_size, landmarks=landmarks)
+        pred = predict_records(model, records, batch_size, landmarks=landmarks)
         if landmarks is not None:
             from agegender.edge.quality import face_quality
             pred.poses = [face_quality(landmarks[r.name]).pose if r.name in landmarks else None for r in records]
         metrics = compute_metrics(pred, groups)
         metrics["dataset"] = source.describe()
-        metrics["alignment"] = ("crops re-aligned by their landmarks" if landmarks is not None else "crops as given")
+        metrics["alignment"] = ("crops re-aligned by their landmarks" if landmarks is not None
+                                and model.wants_crop_landmarks else "crops as given")
         metrics["split_dir"] = None if split == "all" else source.splits_folder()
         metrics["skipped_inputs"] = dict(read_report.skipped)
         reports[source.name] = EvaluationReport(model_path, f"{source.name} {split}", len(records), metrics)

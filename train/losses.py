@@ -53,11 +53,6 @@ class AgeMAE(keras.metrics.MeanMetricWrapper):
         return {"name": self.name, "dtype": self.dtype}
 
 
-def load_model(path: str, compile: bool = True) -> keras.Model:
-    """Load a .keras model of this project (its custom loss and metric are registered here)."""
-    return keras.models.load_model(path, compile=compile)
-
-
 @keras.saving.register_keras_serializable(package="agegender")
 def age_absolute_error(y_true, y_pred):
     age = ops.reshape(ops.cast(y_true, "float32"), (-1,))

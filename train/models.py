@@ -16,20 +16,18 @@ see ``autoencoder.py``). Backend-neutral Keras 3.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Callable, Optional
 
 import keras
 from keras import layers
 
-from agegender.edge.contract import AGE_BINS
+from agegender.edge.card import TASK_HEADS
+from agegender.edge.contract import AGE_BINS, AgeGroups
 
-TASK_OUTPUTS = {
-    "multi": ("age", "gender"),
-    "age": ("age",),
-    "gender": ("gender",),
-    "group": ("group",),
-}
+TASK_OUTPUTS = TASK_HEADS  # task -> output heads, as model cards name them
 BACKBONE_NAME = "backbone"
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -40,7 +38,7 @@ class ModelSpec:
     weights: Optional[str] = None  # ImageNet .h5 for mobilenetv2, encoder .keras for autoencoder
     dropout: float = 0.3
     head_units: int = 256
-    n_groups: int = 4
+    n_groups: int = len(AgeGroups().names)  # the one definition of the age groups (edge/contract.py)
     width: int = 32  # base channels of the scratch CNNs
     random_backbone: bool = False  # mobilenetv2 without ImageNet weights (its weights come from --init-from)
 
@@ -79,10 +77,31 @@ def mobilenetv2_backbone(spec: ModelSpec) -> keras.Model:
     return keras.Model(net.input, net.output, name=BACKBONE_NAME)
 
 
-def autoencoder_backbone(spec: ModelSpec) -> keras.Model:
-    from agegender.train.autoencoder import encoder_backbone
+def build_encoder(spec: ModelSpec, name: str = BACKBONE_NAME) -> keras.Model:
+    """The encoder: input pixels scaled to 0..1 -> features at 1/16 of the input size."""
+    encoder = cnn_backbone(spec)
+    return keras.Model(encoder.input, encoder.output, name=name)
 
-    return encoder_backbone(spec)
+
+def autoencoder_backbone(spec: ModelSpec) -> keras.Model:
+    """The age/gender backbone: the encoder architecture, with pretrained weights when
+    ``spec.weights`` names an ``encoder.keras`` (or a whole autoencoder) file."""
+    backbone = build_encoder(spec)
+    if spec.weights:
+        transfer_encoder_weights(spec.weights, backbone)
+    return backbone
+
+
+def transfer_encoder_weights(path: str, backbone: keras.Model) -> None:
+    saved = keras.models.load_model(path, compile=False)
+    if any(layer.name == "encoder" for layer in saved.layers):
+        saved = saved.get_layer("encoder")
+    source, target = saved.get_weights(), backbone.get_weights()
+    if [w.shape for w in source] != [w.shape for w in target]:
+        raise ValueError(f"{path}: encoder weights do not fit this backbone (trained with another "
+                         "--img-size or --width?)")
+    backbone.set_weights(source)
+    log.info("backbone initialised from the pretrained encoder %s", path)
 
 
 BACKBONES: dict[str, Callable[[ModelSpec], keras.Model]] = {

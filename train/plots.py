@@ -11,12 +11,11 @@ import numpy as np  # noqa: E402
 
 
 def _save(fig, path: str) -> None:
-    import os
+    from agegender.edge.files import atomic_path
 
-    tmp = path + ".partial.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def plot_history(rows: Sequence[dict], path: str) -> None:

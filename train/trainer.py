@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import logging
 import math
@@ -32,11 +33,12 @@ from typing import Optional
 import keras
 import numpy as np
 
-from agegender.edge.contract import InputContract
+from agegender.edge.card import ModelCard, new_training_card
 from agegender.edge.files import atomic_write_bytes, portable_command
 from agegender.train import data as data_mod
 from agegender.train.dataset import FaceSequence
-from agegender.train.losses import AgeDistributionLoss, AgeMAE, load_model
+from agegender.train.losses import AgeDistributionLoss, AgeMAE
+from agegender.train.model_io import atomic_save, load_model
 from agegender.train.models import (TASK_OUTPUTS, ModelSpec, build_model, count_params,
                                     set_backbone_trainable)
 
@@ -91,7 +93,7 @@ class TrainConfig:
                                         f"which is not among the datasets ({', '.join(names)})")
         if len(sources) == 1 and split_dir is None and not self.split_dir and sources[0].name not in \
                 data_mod.shipped_split_names():  # a single unnamed dataset keeps the UTKFace split
-            sources[0] = dataclasses.replace(sources[0], split_dir=data_mod.shipped_split_dir("utkface"))
+            sources[0] = dataclasses.replace(sources[0], name="utkface")  # the old default: a UTKFace folder
         return [dataclasses.replace(s, weight=float(weights.get(s.name, 1.0))) for s in sources]
 
     def phases(self) -> list[tuple[str, int]]:
@@ -155,12 +157,6 @@ def compile_model(model: keras.Model, config: TrainConfig, lr: float) -> None:
                   loss_weights=weights)
 
 
-def atomic_save(model: keras.Model, path: str) -> None:
-    tmp = path[: -len(".keras")] + ".partial.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
 def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
@@ -196,12 +192,11 @@ class RunFolder:
         keys = []
         for row in rows:
             keys += [k for k in row if k not in keys]
-        tmp = self.path("history.csv.partial")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.path("history.csv"))
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path("history.csv"), text.getvalue())
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -322,15 +317,16 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         landmarks = load_all_landmarks(config, train_recs + val_recs)
         log.info("alignment: %d of %d crops re-aligned by their landmarks", len(landmarks),
                  len(train_recs) + len(val_recs))
+    card = run_card(config)
+    contract = card.contract
     seqs = dict(
-        train=FaceSequence(train_recs, config.img_size, config.batch_size, augment_images=True,
+        train=FaceSequence(train_recs, contract, config.batch_size, augment_images=True,
                            shuffle=True, seed=config.seed, outputs=outputs, workers=config.workers,
                            landmarks=landmarks, families=parse_families(config.augment),
                            sampling_p=training_sampling(config, train_recs)),
-        val=FaceSequence(val_recs, config.img_size, config.batch_size, outputs=outputs,
+        val=FaceSequence(val_recs, contract, config.batch_size, outputs=outputs,
                          workers=config.workers, landmarks=landmarks),
     )
-    contract = InputContract(size=config.img_size)
     spec = ModelSpec(arch=config.arch, task=config.task, img_size=config.img_size,
                      weights=config.weights, width=config.width,
                      random_backbone=bool(config.init_from))  # every weight then comes from that model
@@ -340,7 +336,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         start_epoch = state["epochs_done"]
         if state.get("stopped_early") or start_epoch >= config.total_epochs:
             log.info("run already finished (%d epochs)", start_epoch)
-            return finish(run, config, state, spec, contract)
+            return finish(run, config, state, spec, card)
         model = load_model(run.path("checkpoint.keras"))
         log.info("resuming %s after epoch %d", config.out, start_epoch)
     else:
@@ -348,7 +344,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         atomic_write_text(run.path("config.json"), json.dumps(dataclasses.asdict(config), indent=2))
         keras.utils.set_random_seed(config.seed)
         if config.arch == "autoencoder" and not spec.weights:
-            spec.weights = pretrain_stage(config, train_recs, val_recs, landmarks, state)
+            spec.weights = pretrain_stage(config, train_recs, val_recs, landmarks, state, contract)
         model = build_model(spec)
         if config.init_from:
             model.set_weights(load_model(config.init_from, compile=False).get_weights())
@@ -378,7 +374,24 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         epoch = state["epochs_done"]
         if state.get("stopped_early") or epoch < phase_start + n:
             break
-    return finish(run, config, state, spec, contract)
+    return finish(run, config, state, spec, card)
+
+
+def run_card(config: TrainConfig) -> ModelCard:
+    """The run's model card: its contract comes from the model it starts from (--init-from), so the
+    template and margins it was trained with carry over; a new model gets the default contract."""
+    from agegender.edge.files import sha256_file
+
+    parent = ModelCard.load_for(config.init_from) if config.init_from else None
+    detector = None
+    if config.align_detector:
+        detector = {"name": "yunet", "file": os.path.basename(config.align_detector),
+                    "sha256": sha256_file(config.align_detector),
+                    "measured": "the landmarks of every training crop (agegender.train.landmarks)"}
+    sources = [s.describe() for s in config.sources()]
+    licence = "; ".join(f"{s['title']}: {s['licence']}" for s in sources)
+    return new_training_card(config.img_size, config.task, "landmarks" if config.align_detector else "crop",
+                             detector, sources, licence, parent)
 
 
 def parent_model(path: Optional[str]) -> Optional[dict]:
@@ -386,58 +399,46 @@ def parent_model(path: Optional[str]) -> Optional[dict]:
     if not path:
         return None
     from agegender.edge.files import sha256_file
-    from agegender.export.exporter import training_card_of
 
     parent = {"path": path, "sha256": sha256_file(path) if os.path.isfile(path) else None}
-    card = training_card_of(path)
-    for key in ("training_command", "training_alignment", "initialised_from"):
-        if card.get(key):
-            parent[key] = card[key]
+    training = ModelCard.load_for(path).extra
+    for key in ("training_command", "initialised_from"):
+        if training.get(key):
+            parent[key] = training[key]
     return parent
 
 
-def pretrain_stage(config: TrainConfig, train_recs, val_recs, landmarks, state: dict) -> str:
+def pretrain_stage(config: TrainConfig, train_recs, val_recs, landmarks, state: dict, contract) -> str:
     """Stage 1 of --arch autoencoder: pretrain into OUT/autoencoder; returns the encoder file."""
     from agegender.train.autoencoder import pretrain_autoencoder
 
     spec = ModelSpec(arch="cnn", img_size=config.img_size, width=config.width)
-    result = pretrain_autoencoder(train_recs, val_recs, os.path.join(config.out, "autoencoder"), spec,
+    result = pretrain_autoencoder(train_recs, val_recs, os.path.join(config.out, "autoencoder"), spec, contract,
                                   epochs=config.ae_epochs, batch_size=config.batch_size, workers=config.workers,
                                   landmarks=landmarks)
     state["autoencoder"] = dataclasses.asdict(result)
     return result.encoder_path
 
 
-def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec,
-           contract: InputContract) -> dict:
-    """model.keras (the best epoch) and its card."""
+def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec, card: ModelCard) -> dict:
+    """model.keras (the best epoch) and its card, model.json."""
     # the final model without optimizer state: a third of the checkpoint's size
     best = load_model(run.path("best.keras"), compile=False)
     atomic_save(best, run.path("model.keras"))
-    card = {
-        "model": "model.keras",
+    card.extra.update({
         "architecture": spec.arch,
-        "task": spec.task,
-        "outputs": list(TASK_OUTPUTS[spec.task]),
         "parameters": count_params(best),
-        "input": contract.to_dict(),
         "best_epoch": state.get("best_epoch"),
         "epochs_done": state.get("epochs_done"),
         "train_seconds": round(state.get("train_seconds", 0.0), 1),
         "validation": state.get("best_logs", {}),
-        "training_alignment": ("crops re-aligned by YuNet landmarks onto the template, camera-path "
-                               "augmentation" if config.align_detector else "UTKFace crops as given"),
         "initialised_from": parent_model(config.init_from),
         "autoencoder_pretraining": state.get("autoencoder"),
-        "split_dir": config.split_dir or "agegender.train/splits/utkface (shipped)",
-        "datasets": [s.describe() for s in config.sources()],
         "age_balance": config.age_balance,
         "augment": config.augment,
         "training_command": portable_command(config.command),
-        "dataset_licence": "; ".join(f"{s['name']}: {s['licence']}" for s in
-                                     (src.describe() for src in config.sources())),
-    }
-    atomic_write_text(run.path("model.json"), json.dumps(card, indent=2))
+    })
+    card.save(run.path("model.json"))
     state["finished"] = True
     run.write_state(state)
     log.info("finished: %s (best epoch %s, validation %s)", run.path("model.keras"),
