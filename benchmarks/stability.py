@@ -111,7 +111,9 @@ def main(argv=None) -> int:
     parser.add_argument("--detector-model", required=True)
     parser.add_argument("--model", default=None, help="model file (default: the shipped int8 TFLite)")
     parser.add_argument("--flip", action="store_true", help="average each face with its mirror (Estimator(flip=True))")
-    parser.add_argument("--n", type=int, default=300, help="pasted test faces per dataset (default %(default)s)")
+    parser.add_argument("--n", type=int, default=300, help="pasted faces per dataset (default %(default)s)")
+    parser.add_argument("--split", default="test", choices=["val", "test"],
+                        help="which split's faces to paste (val for choosing models, test for reports)")
     parser.add_argument("--jitter", type=float, default=0.03, help="landmark noise, x eye distance (default %(default)s)")
     parser.add_argument("--draws", type=int, default=5, help="jitter draws per face (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
@@ -120,7 +122,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     detectors = {s: YuNetDetector(args.detector_model, max_side=s) for s in SIZES}
-    estimator = Estimator(model=args.model, detector=detectors[REFERENCE_SIZE], threads=1, flip=args.flip)
+    model = args.model
+    if model and model.endswith(".keras"):  # a training run's model, through the same runtime path
+        from agegender.train.keras_backend import open_any_model
+        model = open_any_model(model)
+    estimator = Estimator(model=model, detector=detectors[REFERENCE_SIZE], threads=1, flip=args.flip)
     rng = np.random.default_rng(args.seed)
     ref = SIZES.index(REFERENCE_SIZE)
     report = {"model": os.path.basename(estimator.model_path), "flip": args.flip, "sizes": SIZES,
@@ -140,12 +146,13 @@ def main(argv=None) -> int:
     for item in args.data:
         source = data_mod.DataSource.parse(item)
         records, _ = data_mod.read_source(source, check_content=False)
-        records = data_mod.stratified_sample(data_mod.select_source_split(records, "test", source), args.n, args.seed)
+        records = data_mod.stratified_sample(data_mod.select_source_split(records, args.split, source), args.n,
+                                             args.seed)
         faces = []
         for rec in records:
             frame, _ = paste(read_canonical(rec.path), rng, context="mirror")
             faces += per_face(runs_of(frame, estimator, detectors, rng, args.jitter, args.draws), ref)[:1]
-        report["sets"][f"{source.name} test, pasted"] = summarise(faces)
+        report["sets"][f"{source.name} {args.split}, pasted"] = summarise(faces)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

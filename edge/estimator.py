@@ -85,12 +85,15 @@ class Estimator:
     def __init__(self, model: Optional[str] = None, detector=None, threads: Optional[int] = None,
                  max_faces: int = 10, min_face: int = 24, detect_max_side: Optional[int] = None,
                  score_threshold: Optional[float] = None, flip: bool = False):
-        """model: .tflite/.onnx path (default: the shipped int8 TFLite).
+        """model: .tflite/.onnx path (default: the shipped int8 TFLite), or an AgeGenderModel.
         detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar).
         score_threshold: YuNet's confidence threshold (default 0.7; the Haar fallback has none).
         flip: also run every face mirrored and average the two answers (twice the model time)."""
-        self.model_path = model or default_model_path()
-        self.model = AgeGenderModel.open(self.model_path, threads)
+        if isinstance(model, AgeGenderModel):  # a model object opened elsewhere (e.g. a Keras model, in training)
+            self.model, self.model_path = model, model.path
+        else:
+            self.model_path = model or default_model_path()
+            self.model = AgeGenderModel.open(self.model_path, threads)
         self.contract = self.model.contract
         self._crop_landmarker = None
         self._detector = detector

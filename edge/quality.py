@@ -66,7 +66,7 @@ def face_quality(landmarks) -> FaceQuality:
     axis = eye_vec / eye_dist
     yaw = float(np.dot(p[2] - eye_mid, axis) / eye_dist)
     roll = float(np.degrees(np.arctan2(eye_vec[1], eye_vec[0])))
-    pose_factor = float(np.clip(1.0 - (abs(yaw) - 0.1) / 0.35, 0.0, 1.0))
+    pose_factor = float(np.clip(1.0 - (abs(yaw) - 0.12) / 0.23, 0.0, 1.0))  # 1 frontal ... 0 from profile on
     roll_factor = float(np.clip(1.0 - (abs(roll) - 20.0) / 40.0, 0.0, 1.0))
     size_factor = float(np.clip(eye_dist / FULL_SIZE_EYE_DISTANCE, 0.25, 1.0))
     return FaceQuality(yaw=yaw, roll=roll, size=eye_dist, score=pose_factor * roll_factor * size_factor)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
-MIN_QUALITY_WEIGHT = 0.05  # even a profile frame moves a track a little
+MIN_QUALITY_WEIGHT = 0.002  # a profile frame moves a track next to nothing
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -1,6 +1,7 @@
 """Training for the wild: several datasets, age-balanced draws, camera and old-photo augmentation."""
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -128,3 +129,35 @@ def test_flip_averages_the_face_and_its_mirror():
     both = flipped.infer(face)[0]
     assert both.female_prob == pytest.approx((a.female_prob + b.female_prob) / 2, abs=1e-6)
     assert min(a.age, b.age) - 1e-6 <= both.age <= max(a.age, b.age) + 1e-6
+
+
+FRONTAL_WOMAN = "30_1_0_20170103182413737.jpg.chip.jpg"
+TURNED_AWAY = ("26_0_3_20170119183101318.jpg.chip.jpg", "11_0_0_20170110220657089.jpg.chip.jpg")  # |yaw| ~0.6
+
+
+def test_a_face_turning_away_and_back_keeps_its_gender_and_age(utkface_dir, yunet_model):
+    """A track sees a frontal face, then faces turned away (here other people's profiles: the model's
+    answers on them are unrelated), then the frontal face again: the profile frames barely move it."""
+    from agegender.edge.estimator import Estimator
+    from agegender.edge.images import read_canonical
+    from agegender.edge.runner import smooth_faces
+    from agegender.edge.tracker import IoUTracker
+    from edge_helpers import paste_face
+
+    def frame(name):
+        crop = cv2.copyMakeBorder(read_canonical(str(utkface_dir / name)), 40, 40, 40, 40, cv2.BORDER_REFLECT_101)
+        return paste_face(crop, center=(320, 240), scale=1.2)[0]
+
+    sequence = [frame(FRONTAL_WOMAN)] * 6 + [frame(n) for n in TURNED_AWAY * 5] + [frame(FRONTAL_WOMAN)] * 4
+    estimator, tracker = Estimator(detector=str(yunet_model)), IoUTracker(smoothing=0.3)
+    tracks = []
+    for image in sequence:
+        faces = estimator.predict(image)
+        assert len(faces) == 1
+        tracks.append(smooth_faces(faces, tracker, estimator)[0])
+    turned = [estimator.predict(frame(n))[0] for n in TURNED_AWAY]
+    assert all(f.quality.pose == "profile" and f.quality.score < 0.05 for f in turned)
+    assert any(abs(f.age - tracks[5].age) > 5 or f.gender != tracks[5].gender for f in turned)  # they disagree
+    assert len({t.id for t in tracks}) == 1
+    assert {t.gender for t in tracks} == {tracks[5].gender}
+    assert max(abs(t.age - tracks[5].age) for t in tracks[5:]) <= 1.0
