@@ -6,6 +6,15 @@
 """
 
 
+import os as _os
+
+# Bound the memory of every picture OpenCV decodes, whatever its format (PNG, JPEG, WebP, TIFF, GIF...):
+# OpenCV refuses, from the header and before allocating, pictures over this many pixels. It reads the
+# variable once, when cv2 is first imported, so it is set here, before any module of ours imports cv2.
+MAX_PIXELS = 50_000_000
+_os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+
+
 def __getattr__(name):  # lazy, so `import agegender.edge.contract` stays light
     if name in ("Estimator", "Face"):
         from agegender.edge import estimator

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from typing import Optional, Sequence
 
@@ -103,6 +104,9 @@ class Estimator:
         self.max_faces = max_faces
         self.min_face = min_face
         self.flip = flip
+        # One Estimator may be shared by threads: its detector and interpreter are not thread-safe,
+        # so calls take turns (one instance per thread runs them in parallel instead).
+        self._lock = threading.RLock()
         self.timings: dict[str, float] = {}
 
     @property
@@ -115,7 +119,9 @@ class Estimator:
 
     # --- the steps, each usable on its own -----------------------------------
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
-        faces = [d for d in self.detector.detect(image_rgb) if min(d.box[2], d.box[3]) >= self.min_face]
+        with self._lock:
+            found = self.detector.detect(image_rgb)
+        faces = [d for d in found if min(d.box[2], d.box[3]) >= self.min_face]
         faces.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
         return faces[: self.max_faces]
 
@@ -150,9 +156,11 @@ class Estimator:
         """Model inputs (N, S, S, 3) uint8 -> decoded results."""
         if len(inputs) == 0:
             return []
-        raw = self.model.run(inputs)
-        if self.flip:  # test-time augmentation: the mirrored face, averaged in
-            mirrored = self.model.run(np.ascontiguousarray(inputs[:, :, ::-1]))
+        with self._lock:
+            raw = self.model.run(inputs)
+            if self.flip:  # test-time augmentation: the mirrored face, averaged in
+                mirrored = self.model.run(np.ascontiguousarray(inputs[:, :, ::-1]))
+        if self.flip:
             raw = {k: (np.asarray(v, np.float64) + np.asarray(mirrored[k], np.float64)) / 2 for k, v in raw.items()}
         return self.model.decode(raw)
 
@@ -164,6 +172,10 @@ class Estimator:
         ``cv2.imread`` gives); grey pictures need none. Empty, float or oddly shaped arrays raise
         ``PictureError``. ``agegender.edge.images.read_image(path)`` reads a file as RGB."""
         image_rgb = as_rgb_picture(image, colour)
+        with self._lock:  # the timings below are this call's, whatever other threads do
+            return self._predict(image_rgb, aligned)
+
+    def _predict(self, image_rgb: np.ndarray, aligned: bool) -> list[Face]:
         t0 = time.perf_counter()
         if aligned:
             h, w = image_rgb.shape[:2]

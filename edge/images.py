@@ -17,7 +17,8 @@ import numpy as np
 from agegender.edge.contract import CANONICAL_SIZE, crop_to_input, to_rgb_uint8
 from agegender.edge.errors import AgeGenderError
 
-MAX_PIXELS = 50_000_000  # 50 Mpx: bigger than any camera frame we expect
+MAX_PIXELS = 50_000_000  # 50 Mpx: bigger than any camera frame we expect (OpenCV is told too: edge/__init__.py)
+MAX_FILE_BYTES = 256 * 2 ** 20  # a picture file over 256 MiB is refused before it is read
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -53,6 +54,10 @@ def image_size_from_header(data: bytes) -> Optional[tuple[int, int]]:
 def read_image(path: str, downscale_huge: bool = False) -> np.ndarray:
     """An 8-bit RGB picture from a file, or ImageError saying why not."""
     try:
+        size_bytes = os.path.getsize(path)
+        if size_bytes > MAX_FILE_BYTES:
+            raise ImageError(f"{path}: file too large for a picture ({size_bytes / 2 ** 20:.0f} MiB; limit "
+                             f"{MAX_FILE_BYTES // 2 ** 20} MiB)")
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
@@ -71,7 +76,12 @@ def read_image(path: str, downscale_huge: bool = False) -> np.ndarray:
         factor = size[0] * size[1] / MAX_PIXELS
         flags = cv2.IMREAD_REDUCED_COLOR_8 if factor > 16 else (
             cv2.IMREAD_REDUCED_COLOR_4 if factor > 4 else cv2.IMREAD_REDUCED_COLOR_2)
-    image = cv2.imdecode(data, flags)
+    try:
+        image = cv2.imdecode(data, flags)
+    except cv2.error as exc:  # e.g. a header declaring more pixels than OpenCV's limit: one line, never a crash
+        reason = (f"more than {MAX_PIXELS // 1_000_000} Mpx" if "MAX_IMAGE_PIXELS" in str(exc)
+                  else "OpenCV could not decode it")
+        raise ImageError(f"{path}: not a readable picture ({reason})") from None
     if image is None:
         raise ImageError(f"{path}: not a readable picture (unknown format or corrupt data)")
     if image.size == 0 or min(image.shape[:2]) < 1:

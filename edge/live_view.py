@@ -204,7 +204,9 @@ class LiveViewHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def send_json(self, data, status=HTTPStatus.OK) -> None:
-        self.send_body(json.dumps(data, ensure_ascii=False, allow_nan=False).encode(), "application/json", status)
+        from agegender.edge.outputs import json_line
+
+        self.send_body(json_line(data).rstrip(b"\n"), "application/json", status)
 
     def page(self):
         token = self.live_view.token
@@ -270,6 +272,8 @@ class LiveViewHandler(BaseHTTPRequestHandler):
             self._release_slot()
 
     def events(self):
+        from agegender.edge.outputs import json_line
+
         view = self.live_view
         if not self._viewer_slot():
             return
@@ -285,7 +289,7 @@ class LiveViewHandler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                     continue
                 for seq, record in view.records_after(sent):
-                    self.wfile.write(f"id: {seq}\ndata: {json.dumps(record, ensure_ascii=False)}\n\n".encode())
+                    self.wfile.write(f"id: {seq}\ndata: ".encode() + json_line(record).rstrip(b"\n") + b"\n\n")
                     sent = seq
                 self.wfile.flush()
         finally:

@@ -80,20 +80,51 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def text_for_json(value):
+    """Strings made valid UTF-8 (a file name that is not is shown with U+FFFD), recursively."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {text_for_json(k): text_for_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [text_for_json(v) for v in value]
+    return value
+
+
+def json_line(record: dict) -> bytes:
+    """One JSON Lines line: valid UTF-8, never NaN or Infinity (those become null)."""
+    try:
+        text = json.dumps(text_for_json(record), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # a non-finite number slipped through: null, as JSON has no NaN
+        text = json.dumps(_finite(text_for_json(record)), ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _finite(value):
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 class JsonLinesWriter:
-    """One JSON object per line, flushed after every line."""
+    """One JSON object per line, UTF-8 whatever the locale, flushed after every line."""
 
     def __init__(self, path: str):
         self.path = path
-        self.file = open(path, "w") if path != "-" else None
+        self.file = open(path, "wb") if path != "-" else None
 
     def write(self, record: dict) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
+        line = json_line(record)
         if self.file is None:
             import sys
 
-            sys.stdout.write(line)
             sys.stdout.flush()
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
         else:
             self.file.write(line)
             self.file.flush()

@@ -230,22 +230,24 @@ def open_source(spec: str, reconnect_seconds: float = 10.0):
         return PiCamera(reconnect_seconds=reconnect_seconds)
     if spec.isdigit():
         return VideoCapture(int(spec), f"camera {spec}", live=True, reconnect_seconds=reconnect_seconds)
-    if os.path.isdir(spec):
-        paths = list_images(spec)
+    if os.path.isdir(spec):  # an existing path is always taken literally, even with glob characters in it
+        try:
+            paths = list_images(spec)
+        except OSError as exc:
+            raise SourceError(f"{spec}: cannot read this folder ({exc.strerror or exc})") from None
         if not paths:
             raise SourceError(f"{spec}: no pictures in this folder ({', '.join(IMAGE_EXTENSIONS)})")
-        return ImageFiles(paths, spec)
-    if any(ch in spec for ch in "*?["):
-        paths = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
-        if not paths:
-            raise SourceError(f"{spec}: the pattern matches no files")
         return ImageFiles(paths, spec)
     if os.path.isfile(spec):
         lower = spec.lower()
         if lower.endswith(IMAGE_EXTENSIONS):
             return ImageFiles([spec], spec)
-        if lower.endswith(VIDEO_EXTENSIONS) or not lower.endswith(IMAGE_EXTENSIONS):
-            return VideoCapture(spec, spec, live=False)
+        return VideoCapture(spec, spec, live=False)
+    if any(ch in spec for ch in "*?["):
+        paths = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
+        if not paths:
+            raise SourceError(f"{spec}: the pattern matches no files")
+        return ImageFiles(paths, spec)
     if spec.startswith(("rtsp://", "http://", "https://")):
         return VideoCapture(spec, spec, live=True, reconnect_seconds=reconnect_seconds)
     if os.path.splitext(spec)[1] or os.sep in spec:
