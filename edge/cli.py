@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from agegender.edge.cli_args import package_version, verbosity_options
@@ -80,6 +81,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log.warning("interrupted")
         return 130
+    except BrokenPipeError:  # `agegender predict ... | head`: the reader left, which is no error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (FileExistsError, FileNotFoundError) as exc:
         raise SystemExit(f"agegender {args.command}: {exc}") from None
     except AgeGenderError as exc:

@@ -104,12 +104,22 @@ def serve_address(text: str) -> tuple:
         raise argparse.ArgumentTypeError(str(exc))
 
 
+def refuse_overwriting_the_source(source: str, *outputs) -> None:
+    """An output that is the source itself would destroy the input: refused before anything opens."""
+    from agegender.edge.errors import AgeGenderError
+
+    for out in outputs:
+        if out and out != "-" and os.path.exists(out) and os.path.exists(source) and os.path.samefile(out, source):
+            raise AgeGenderError(f"{out} is the source itself: writing there would destroy it; choose another name")
+
+
 def cmd_run(args) -> int:
     from agegender.edge.outputs import AnnotatedOutput, JsonLinesWriter, Window
     from agegender.edge.runner import run_loop
     from agegender.edge.sources import open_source
     from agegender.edge.tracker import IoUTracker
 
+    refuse_overwriting_the_source(args.source, args.output, args.json)
     estimator = make_estimator(args)
     source = open_source(args.source, reconnect_seconds=args.reconnect_seconds)
     live_view = None

@@ -111,11 +111,22 @@ def _finite(value):
 
 
 class JsonLinesWriter:
-    """One JSON object per line, UTF-8 whatever the locale, flushed after every line."""
+    """One JSON object per line, UTF-8 whatever the locale, flushed after every line.
+
+    A file is opened for appending (O_APPEND) and each line goes out in one write, so two runs
+    logging to the same file interleave whole lines and lose none; a file that cannot be written
+    (a folder, no permission, a full disk) is one clear error, never a silent loss."""
 
     def __init__(self, path: str):
         self.path = path
-        self.file = open(path, "wb") if path != "-" else None
+        self.file = None
+        if path != "-":
+            if os.path.isdir(path):
+                raise AgeGenderError(f"--json {path}: is a folder; give a file name such as {path.rstrip('/')}/faces.jsonl")
+            try:
+                self.file = open(path, "ab", buffering=0)
+            except OSError as exc:
+                raise AgeGenderError(f"--json {path}: cannot write here ({exc.strerror or exc})") from None
 
     def write(self, record: dict) -> None:
         line = json_line(record)
@@ -125,9 +136,11 @@ class JsonLinesWriter:
             sys.stdout.flush()
             sys.stdout.buffer.write(line)
             sys.stdout.buffer.flush()
-        else:
+            return
+        try:
             self.file.write(line)
-            self.file.flush()
+        except OSError as exc:
+            raise AgeGenderError(f"--json {self.path}: writing failed ({exc.strerror or exc})") from None
 
     def close(self) -> None:
         if self.file is not None and not self.file.closed:
@@ -166,8 +179,12 @@ class AnnotatedOutput:
         self.video: Optional[cv2.VideoWriter] = None
         self.kind = output_kind(path, pictures)
         self.is_video = self.kind == "video"
+        self._written: set = set()
         if self.kind == "folder":
-            os.makedirs(path, exist_ok=True)
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as exc:
+                raise AgeGenderError(f"--output {path}: cannot create this folder ({exc.strerror or exc})") from None
         log.info("annotated %s: %s", {"video": "video", "picture": "picture", "folder": "pictures in folder"}[self.kind],
                  path)
         self.frames = 0
@@ -179,7 +196,7 @@ class AnnotatedOutput:
                 fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.lower().endswith((".mp4", ".mov")) else "MJPG"))
                 h, w = bgr.shape[:2]
                 self.video = cv2.VideoWriter(self.path, fourcc, self.fps, (w, h))
-                if not self.video.isOpened():
+                if not self.video.isOpened() or not os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK):
                     raise AgeGenderError(f"{self.path}: cannot write video here")
                 self._size = (w, h)
             if (bgr.shape[1], bgr.shape[0]) != self._size:  # pictures of other sizes: fitted, not squashed
@@ -190,7 +207,14 @@ class AnnotatedOutput:
                 raise AgeGenderError(f"{self.path}: cannot write the picture here")
         else:
             base = os.path.splitext(os.path.basename(name or f"frame_{self.frames:06d}"))[0]
-            cv2.imwrite(os.path.join(self.path, f"{base}.jpg"), bgr)
+            target = os.path.join(self.path, f"{base}.jpg")
+            n = 1
+            while target in self._written:  # two pictures of the same name from different folders
+                n += 1
+                target = os.path.join(self.path, f"{base}_{n}.jpg")
+            if not cv2.imwrite(target, bgr):
+                raise AgeGenderError(f"{target}: cannot write the annotated picture (read-only folder or full disk?)")
+            self._written.add(target)
         self.frames += 1
 
     def close(self) -> None:

@@ -183,3 +183,60 @@ def test_one_estimator_shared_by_threads_gives_each_the_right_answer(yunet_model
         for p, got in runs:
             assert got == expected[p]
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+def cli(*args, env_extra=None, timeout=120, shell_pipe=None, tmp=None):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp or "/nonexistent"), "AGEGENDER_DETECTOR": "", **(env_extra or {})}
+    cmd = [sys.executable, "-m", "agegender.edge.cli", *map(str, args)]
+    if shell_pipe:
+        cmd = " ".join(f"'{c}'" for c in cmd) + " | " + shell_pipe
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_outputs_fail_loudly_and_never_destroy_the_input(tmp_path):
+    pics = tmp_path / "pics"
+    for sub in ("a", "b"):
+        (pics / sub).mkdir(parents=True)
+        shutil.copy(SAMPLE, pics / sub / "same.png")
+    for i in range(6):
+        shutil.copy(SAMPLE, pics / f"p{i}.png")
+    # piping into head: the reader leaves early; no traceback
+    proc = cli("predict", pics, "--json", shell_pipe="head -n 1", tmp=tmp_path)
+    assert proc.stdout.count("\n") == 1 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+    # --json naming a folder, or a place that cannot be written
+    for target, needle in ((tmp_path, "is a folder"), ("/proc/agegender.jsonl", "cannot write here")):
+        proc = cli("run", "--source", SAMPLE, "--json", target, tmp=tmp_path)
+        assert proc.returncode == 1 and needle in proc.stderr and "Traceback" not in proc.stderr
+    # an annotated folder or video that cannot be written is an error, not a silent exit 0
+    for target in ("/proc/annotated", "/proc/annotated.avi"):
+        proc = cli("run", "--source", SAMPLE, "--output", target, tmp=tmp_path)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    # pictures with the same name from different folders both survive
+    proc = cli("run", "--source", f"{pics}/*/same.png", "--output", tmp_path / "annotated", tmp=tmp_path)
+    assert proc.returncode == 0 and sorted(os.listdir(tmp_path / "annotated")) == ["same.jpg", "same_2.jpg"]
+    # --output or --json equal to the source is refused, the source untouched
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 64))
+    for _ in range(3):
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    before = video.read_bytes()
+    for flag in ("--output", "--json"):
+        proc = cli("run", "--source", video, flag, video, tmp=tmp_path)
+        assert proc.returncode == 1 and "is the source itself" in proc.stderr
+    assert video.read_bytes() == before
+
+
+def test_two_runs_logging_to_one_file_lose_no_line(tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(15):
+        shutil.copy(SAMPLE, folder / f"p{i}.png")
+    out = tmp_path / "both.jsonl"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "AGEGENDER_DETECTOR": ""}
+    procs = [subprocess.Popen([sys.executable, "-m", "agegender.edge.cli", "run", "--source", str(folder),
+                               "--json", str(out)], stderr=subprocess.DEVNULL, env=env) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    lines = out.read_text().splitlines()
+    assert len(lines) == 30 and all(json.loads(line)["faces"] for line in lines)
