@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from agegender.edge.errors import AgeGenderError
-from agegender.edge.files import file_from
+from agegender.edge.files import file_from, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,12 @@ def find_yunet(explicit: Optional[str] = None) -> Optional[str]:
     if found:
         return found
     cached = os.path.join(cache_dir(), YUNET_FILE)
-    return cached if os.path.isfile(cached) else None
+    if not os.path.isfile(cached):
+        return None
+    if sha256_file(cached) != YUNET_SHA256:  # the cache is ours: what is there must be what we fetched
+        raise AgeGenderError(f"{cached}: the cached YuNet file is corrupt (its sha256 is not the published one); "
+                             "run `agegender models fetch` again")
+    return cached
 
 
 def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

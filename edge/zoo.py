@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import time
 import urllib.request
 from importlib import resources
 from typing import Optional
@@ -90,12 +91,23 @@ def detector_in_use(detector_model: Optional[str] = None) -> str:
     return f"face detector in use: YuNet, {path} (from {origin})"
 
 
+MAX_DOWNLOAD_BYTES = 10 * 2 ** 20  # YuNet is 232 kB: anything much bigger is not it
+
+
 def fetch(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest_dir: Optional[str] = None,
-          name: str = YUNET_FILE, timeout: float = 60.0) -> str:
-    """Download a file into the cache, check its sha256, and only then move it into place."""
+          name: str = YUNET_FILE, timeout: float = 60.0, max_bytes: int = MAX_DOWNLOAD_BYTES) -> str:
+    """Download a file into the cache, check its sha256, and only then move it into place.
+
+    ``timeout`` bounds the whole download (not only each read) and ``max_bytes`` its size; what
+    an earlier, killed fetch left behind (``.partial-*``) is removed first."""
+    if not url.lower().startswith(("http://", "https://", "file://")):
+        raise AgeGenderError(f"--url {url!r}: not an http(s) address")
     dest_dir = dest_dir or cache_dir()
     created = not os.path.isdir(dest_dir)
     os.makedirs(dest_dir, exist_ok=True)
+    for stale in (n for n in os.listdir(dest_dir) if n.startswith(".partial-")):
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(dest_dir, stale))
     dest = os.path.join(dest_dir, name)
     if os.path.isfile(dest) and sha256_file(dest) == sha256:
         log.info("%s is already in %s", name, dest_dir)
@@ -104,12 +116,23 @@ def fetch(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest_dir: Optional[s
         with atomic_path(dest) as tmp:  # renamed into place only once the checksum is right
             digest = hashlib.sha256()
             log.info("downloading %s", url)
+            deadline = time.monotonic() + timeout
+            received = 0
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
+                    declared = int(response.headers.get("Content-Length") or 0)
+                    if declared > max_bytes:
+                        raise AgeGenderError(f"{url}: {declared} bytes is far too large for {name}; not downloaded")
                     for block in iter(lambda: response.read(1 << 16), b""):
+                        received += len(block)
+                        if received > max_bytes:
+                            raise AgeGenderError(f"{url}: more than {max_bytes // 2 ** 20} MiB, far too large for "
+                                                 f"{name}; download stopped")
+                        if time.monotonic() > deadline:
+                            raise AgeGenderError(f"{url}: download took more than {timeout:.0f} s; stopped")
                         digest.update(block)
                         f.write(block)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise AgeGenderError(
                     f"cannot download {url}: {getattr(exc, 'reason', exc)}. Without internet, copy "
                     f"{name} here from another machine and pass --detector-model FILE or set $AGEGENDER_DETECTOR, "

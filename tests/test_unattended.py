@@ -240,3 +240,75 @@ def test_two_runs_logging_to_one_file_lose_no_line(tmp_path):
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     lines = out.read_text().splitlines()
     assert len(lines) == 30 and all(json.loads(line)["faces"] for line in lines)
+
+
+@pytest.fixture()
+def local_server(yunet_model):
+    """A loopback HTTP server: /good (YuNet), /big (11 MiB), /slow (a byte every 0.3 s)."""
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    good = Path(yunet_model).read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            if self.path == "/big":
+                self.end_headers()  # no Content-Length: the size cap must count
+                for _ in range(11 * 16):
+                    self.wfile.write(b"\0" * 65536)
+            elif self.path == "/slow":
+                self.end_headers()
+                for _ in range(40):
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            else:
+                self.send_header("Content-Length", str(len(good)))
+                self.end_headers()
+                self.wfile.write(good)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_models_fetch_is_bounded_in_time_and_size_and_checks_the_cache(tmp_path, local_server):
+    from agegender.edge import zoo
+    from agegender.edge.detectors import find_yunet
+    from agegender.edge.errors import AgeGenderError
+
+    dest = tmp_path / "agegender"
+    (dest).mkdir()
+    (dest / ".partial-left-by-a-killed-fetch").write_bytes(b"x" * 100)
+    with pytest.raises(AgeGenderError, match="far too large"):
+        zoo.fetch(url=local_server + "/big", dest_dir=str(dest))
+    with pytest.raises(AgeGenderError, match="took more than 2 s"):
+        zoo.fetch(url=local_server + "/slow", dest_dir=str(dest), timeout=2)
+    with pytest.raises(AgeGenderError, match="not an http"):
+        zoo.fetch(url="not a url", dest_dir=str(dest))
+    assert os.listdir(dest) == []  # no partial file, the stale one removed
+    path = zoo.fetch(url=local_server + "/good", dest_dir=str(dest))
+    assert os.path.basename(path) == "face_detection_yunet_2023mar.onnx"
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path)
+    os.environ.pop("AGEGENDER_DETECTOR", None)
+    try:
+        assert find_yunet() == path
+        with open(path, "r+b") as f:  # the cached file goes bad on the SD card
+            f.seek(1000)
+            f.write(b"\xff\xff")
+        with pytest.raises(AgeGenderError, match="cached YuNet file is corrupt"):
+            find_yunet()
+    finally:
+        if old is None:
+            os.environ.pop("XDG_CACHE_HOME")
+        else:
+            os.environ["XDG_CACHE_HOME"] = old
+    proc = cli("models", "fetch", "--url", "not a url", tmp=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "not an http" in proc.stderr
