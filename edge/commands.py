@@ -131,8 +131,14 @@ def cmd_run(args) -> int:
         live_view = LiveView(*args.serve, token=args.serve_token or os.environ.get("AGEGENDER_SERVE_TOKEN"),
                              max_viewers=args.serve_max_viewers, stream_fps=args.serve_fps)
         print(f"live view: {live_view.url}", file=sys.stderr, flush=True)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGTERM and Ctrl-C (SIGINT) both let the frame in hand finish, so the JSON Lines and the video
+    # always hold the same frames, then close the outputs; exit 143 and 130 as a shell expects.
+    stop, signals = threading.Event(), []
+
+    def on_signal(number, _frame):
+        signals.append(number)
+        stop.set()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         stats = run_loop(
             estimator, source,
@@ -144,12 +150,17 @@ def cmd_run(args) -> int:
             live_view=live_view,
             pace_fps=(args.realtime_fps or getattr(source, "fps", None) or 1.0) if args.realtime else None)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if live_view is not None:
             live_view.close()
+    if signals:
+        stats.stopped_by = "interrupted" if signals[0] == signal.SIGINT else "stop requested"
     log.info("%s", run_summary(stats, sequential=getattr(source, "sequential", False)))
     if stats.stopped_by == "stop requested":
         return 143  # terminated by SIGTERM, outputs closed
+    if stats.stopped_by == "interrupted":
+        return 130  # Ctrl-C, outputs closed
     return 0 if stats.frames > stats.errors and not stats.source_lost else 1
 
 

@@ -332,7 +332,8 @@ def _wait_for(predicate, timeout: float, proc=None) -> None:
     raise AssertionError("timed out")
 
 
-def test_sigterm_during_run_leaves_valid_json_lines_and_video(tmp_path, face_crop, yunet_model):
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_or_ctrl_c_during_run_leaves_valid_json_lines_and_video(tmp_path, face_crop, yunet_model, sig, code):
     from edge_helpers import paste_face, write_video
 
     frames = [paste_face(face_crop, center=(200 + (i % 40) * 6, 240))[0] for i in range(400)]
@@ -343,9 +344,9 @@ def test_sigterm_during_run_leaves_valid_json_lines_and_video(tmp_path, face_cro
                                          "--threads", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: jsonl.exists() and jsonl.read_text().count("\n") >= 10, 120, proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 143, stderr[-2000:]
+    assert proc.returncode == code, stderr[-2000:]
     assert "Traceback" not in stderr
     lines = jsonl.read_text().splitlines()
     assert 10 <= len(lines) < 400  # stopped early ...
