@@ -115,13 +115,14 @@ class TFLiteBackend:
                 raise ModelError(f"{path}: no signature in the TFLite file (export it with agegender export)")
             key = next(iter(signatures))
             self.runner = self.interpreter.get_signature_runner(key)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path}: not a readable TFLite model ({str(exc).splitlines()[0]})") from None
-        inputs = self.runner.get_input_details()
+            inputs = self.runner.get_input_details()
+            outputs = self.runner.get_output_details()
+        except (ValueError, RuntimeError, IndexError, KeyError, TypeError) as exc:
+            raise ModelError(f"{path}: not a readable TFLite model ({(str(exc).splitlines() or [''])[0][:160]})") \
+                from None
         if len(inputs) != 1:
             raise ModelError(f"{path}: expected one image input, found {list(inputs)}")
         input_name, detail = next(iter(inputs.items()))
-        outputs = self.runner.get_output_details()
         self.info = ModelInfo(path, "tflite", input_name, _check_input_shape(path, detail["shape"]),
                               np.dtype(detail["dtype"]).name,
                               _check_outputs(path, {n: list(d["shape"]) for n, d in outputs.items()}))

@@ -83,10 +83,14 @@ class AgeGenderModel:
         inputs = np.asarray(inputs)
         if len(inputs) == 0:
             return {}
-        if self.batch_one:
-            chunks = [self.backend.predict(x[None]) for x in inputs]
-        else:
-            chunks = [self.backend.predict(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)]
+        try:  # a damaged model can fail inside its runtime: one clear error, never a traceback
+            if self.batch_one:
+                chunks = [self.backend.predict(x[None]) for x in inputs]
+            else:
+                chunks = [self.backend.predict(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)]
+        except (RuntimeError, ValueError, IndexError, KeyError, TypeError) as exc:
+            raise ModelError(f"{self.path}: the model failed to run ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
         try:
             return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
         except (KeyError, ValueError) as exc:
