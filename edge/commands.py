@@ -24,9 +24,7 @@ def add_common_model_args(p) -> None:
     p.add_argument("--min-face", type=cli_args.positive_int, default=24, help="skip faces smaller than this (px)")
     p.add_argument("--score-threshold", type=cli_args.positive_float, default=None,
                    help="YuNet's confidence threshold (default 0.7; the Haar fallback has none)")
-    p.add_argument("--flip", action="store_true",
-                   help="also estimate every face mirrored and average the two (steadier answers, twice the "
-                        "model time: about 1.3 ms more per face at 1 thread)")
+
     p.add_argument("--detect-size", type=cli_args.positive_int, default=None, metavar="PX",
                    help="the detector sees the frame downscaled to this longest side (default 320: "
                         "fast, finds faces down to ~24 px in a 640x480 frame; raise it for small, distant faces)")
@@ -64,6 +62,10 @@ Stops at the end of a file, after --max-frames, on Ctrl-C or SIGTERM; the JSON L
 and video outputs are flushed and closed either way.""")
     p.add_argument("--source", default="0", help="picam | camera index | video | image | folder | glob (default 0)")
     add_common_model_args(p)
+    p.add_argument("--flip", action="store_true",
+                   help="also estimate every face mirrored and average the two: steadier and a little more "
+                        "accurate, twice the model time (about 1.3 ms more per face at 1 thread); off by default "
+                        "in video, where the tracker already averages over frames")
     p.add_argument("--json", default=None, help="write JSON Lines (one object per frame) here ('-' = stdout)")
     p.add_argument("--output", default=None,
                    help="annotated video (.mp4/.avi/.mkv/.mov), a folder for annotated pictures, or a picture "
@@ -196,6 +198,9 @@ still processed. Exit status: 0, or 1 when nothing was readable, or with --stric
 when any file failed.""")
     p.add_argument("paths", nargs="+", help="pictures, folders or glob patterns")
     add_common_model_args(p)
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="average every face with its mirror image (default on for still pictures: steadier and "
+                        "more accurate for 1.3 ms more per face; --no-flip turns it off)")
     p.add_argument("--aligned", action="store_true", help="inputs are training-style face crops: skip detection")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per picture")
     p.add_argument("--output", default=None,

@@ -42,6 +42,16 @@ def card_markdown(card: dict) -> str:
                 change = "" if ref is None else (f"{(m[key] - ref) * 100:+.2f} pt" if pct else f"{m[key] - ref:+.3f}")
                 lines.append(f"| {label} | {fmt(m[key])} | {'' if ref is None else fmt(ref)} | {change} |")
         lines.append("")
+    cross = card.get("cross_dataset_test") or {}
+    if cross:
+        bands = list(next(iter(cross.values()))["bias_by_band"])
+        lines += ["Across datasets (each on its held-out split; AAF: its official val half; faces re-aligned as the "
+                  "runtime does; bias = mean signed error, years):", "",
+                  "| dataset | n | age MAE | gender acc. | " + " | ".join(f"{b} bias" for b in bands) + " |",
+                  "|---|---:|---:|---:|" + "---:|" * len(bands)]
+        lines += [f"| {name} | {v['n']} | {v['age_mae']:.2f} | {v['gender_accuracy']:.1%} | "
+                  + " | ".join(f"{v['bias_by_band'][b]:+.2f}" for b in bands) + " |" for name, v in cross.items()]
+        lines.append("")
     training = card.get("training") or {}
     if training.get("training_command"):
         lines += ["## How it was made", ""]

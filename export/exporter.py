@@ -129,7 +129,7 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
         checks.append(check)
         if check.passed:
             file_card.extra["metrics"] = {**check.metrics, "split": split, "n_images": len(records),
-                                          "split_files": source.splits_folder()}
+                                          "split_files": source.describe()["split_files"]}
             write_card(file_card, path)
         else:
             log.error("%s failed verification (%s): removing %s", fmt, check.reason, path)

@@ -162,6 +162,8 @@ Writes metrics.json, report.md and confusion.png in --out.""")
     p.add_argument("--align-detector", default=None, metavar="YUNET.onnx",
                    help="re-align each crop by its landmarks as the runtime does (for models trained with "
                         "--align-detector); default: score the crops as given")
+    p.add_argument("--flip", action="store_true",
+                   help="average each face with its mirror image, as the runtime's --flip does")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -173,7 +175,7 @@ def cmd_evaluate(args) -> int:
 
     reports = evaluate_datasets(args.model, dataset_sources(data, args.split_dir), split=args.split, out=args.out,
                                 batch_size=args.batch_size, max_images=args.max_images,
-                                align_detector=args.align_detector)
+                                align_detector=args.align_detector, flip=args.flip)
     for report in reports.values():
         print(report.summary())
     if len(reports) > 1:

@@ -173,14 +173,20 @@ def model_inputs(model, records: Sequence, landmarks: Optional[dict] = None) -> 
 
 
 def predict_records(model, records: Sequence, batch_size: int = 64, progress_every: int = 20,
-                    landmarks: Optional[dict] = None) -> Predictions:
-    """Raw outputs of an AgeGenderModel over labelled crops, beside their labels."""
+                    landmarks: Optional[dict] = None, flip: bool = False) -> Predictions:
+    """Raw outputs of an AgeGenderModel over labelled crops, beside their labels; with ``flip``, each
+    face's outputs averaged with its mirror image's (as ``Estimator(flip=True)``)."""
     outs: dict[str, list] = {}
     n_batches = (len(records) + batch_size - 1) // batch_size
     started = time.time()
     for i, start in enumerate(range(0, len(records), batch_size)):
         chunk = records[start:start + batch_size]
-        for name, value in model.run(model_inputs(model, chunk, landmarks), batch_size).items():
+        inputs = model_inputs(model, chunk, landmarks)
+        raw = model.run(inputs, batch_size)
+        if flip:
+            mirrored = model.run(np.ascontiguousarray(inputs[:, :, ::-1]), batch_size)
+            raw = {k: (np.asarray(v, np.float64) + mirrored[k]) / 2 for k, v in raw.items()}
+        for name, value in raw.items():
             outs.setdefault(name, []).append(np.asarray(value))
         if progress_every and (i + 1) % progress_every == 0:
             log.info("scored %d/%d batches (%.0f s)", i + 1, n_batches, time.time() - started)
@@ -215,7 +221,7 @@ def dataset_sources(data, split_dir: Optional[str] = None) -> list:
 
 def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", out: Optional[str] = None,
                       batch_size: int = 64, max_images: Optional[int] = None,
-                      align_detector: Optional[str] = None) -> dict:
+                      align_detector: Optional[str] = None, flip: bool = False) -> dict:
     """{dataset name: report}; with several datasets and ``out``, one folder each plus summary.md."""
     from agegender.train.keras_backend import open_any_model
 
@@ -235,7 +241,7 @@ def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", o
         if align_detector:
             from agegender.train.landmarks import load_landmarks
             landmarks = load_landmarks(records, source.path, align_detector)
-        pred = predict_records(model, records, batch_size, landmarks=landmarks)
+        pred = predict_records(model, records, batch_size, landmarks=landmarks, flip=flip)
         if landmarks is not None:
             from agegender.edge.quality import face_quality
             pred.poses = [face_quality(landmarks[r.name]).pose if r.name in landmarks else None for r in records]
@@ -243,8 +249,9 @@ def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", o
         metrics["dataset"] = source.describe()
         metrics["alignment"] = ("crops re-aligned by their landmarks" if landmarks is not None
                                 and model.wants_crop_landmarks else "crops as given")
-        metrics["split_dir"] = None if split == "all" else source.splits_folder()
+        metrics["split_dir"] = None if split == "all" else source.describe()["split_files"]
         metrics["skipped_inputs"] = dict(read_report.skipped)
+        metrics["flip_averaging"] = flip
         reports[source.name] = EvaluationReport(model_path, f"{source.name} {split}", len(records), metrics)
     if out:
         if len(reports) == 1:
