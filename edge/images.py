@@ -51,8 +51,49 @@ def image_size_from_header(data: bytes) -> Optional[tuple[int, int]]:
     return None
 
 
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a JPEG from its APP1 segment; 1 when absent or unreadable."""
+    if data[:2] != b"\xff\xd8":
+        return 1
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\0\0":
+            tiff = data[i + 10:i + 2 + length]
+            endian = "<" if tiff[:2] == b"II" else ">" if tiff[:2] == b"MM" else None
+            if endian is None or len(tiff) < 8:
+                return 1
+            ifd = struct.unpack(endian + "I", tiff[4:8])[0]
+            if ifd + 2 > len(tiff):
+                return 1
+            for k in range(struct.unpack(endian + "H", tiff[ifd:ifd + 2])[0]):
+                entry = tiff[ifd + 2 + 12 * k: ifd + 14 + 12 * k]
+                if len(entry) == 12 and struct.unpack(endian + "H", entry[:2])[0] == 0x0112:
+                    value = struct.unpack(endian + "H", entry[8:10])[0]
+                    return value if 1 <= value <= 8 else 1
+            return 1
+        if marker in (0xDA, 0xD9):  # image data starts: no EXIF before it
+            return 1
+        i += 2 + length
+    return 1
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """The picture as it should be seen, given its EXIF orientation (2-8 flip and/or rotate)."""
+    ops = {2: lambda x: cv2.flip(x, 1), 3: lambda x: cv2.rotate(x, cv2.ROTATE_180), 4: lambda x: cv2.flip(x, 0),
+           5: lambda x: cv2.transpose(x), 6: lambda x: cv2.rotate(x, cv2.ROTATE_90_CLOCKWISE),
+           7: lambda x: cv2.rotate(cv2.transpose(x), cv2.ROTATE_180),
+           8: lambda x: cv2.rotate(x, cv2.ROTATE_90_COUNTERCLOCKWISE)}
+    return np.ascontiguousarray(ops[orientation](image)) if orientation in ops else image
+
+
 def read_image(path: str, downscale_huge: bool = False) -> np.ndarray:
-    """An 8-bit RGB picture from a file, or ImageError saying why not."""
+    """An 8-bit RGB picture from a file, upright (EXIF orientation applied), or ImageError saying why not."""
+    return read_image_oriented(path, downscale_huge)[0]
+
+
+def read_image_oriented(path: str, downscale_huge: bool = False) -> tuple[np.ndarray, int]:
+    """(8-bit RGB picture, upright; the EXIF orientation that was applied, 1 = none)."""
     try:
         size_bytes = os.path.getsize(path)
         if size_bytes > MAX_FILE_BYTES:
@@ -86,7 +127,8 @@ def read_image(path: str, downscale_huge: bool = False) -> np.ndarray:
         raise ImageError(f"{path}: not a readable picture (unknown format or corrupt data)")
     if image.size == 0 or min(image.shape[:2]) < 1:
         raise ImageError(f"{path}: picture has no pixels")
-    return to_rgb_uint8(image)
+    orientation = exif_orientation(data[:131072].tobytes())
+    return apply_orientation(to_rgb_uint8(image), orientation), orientation
 
 
 def read_canonical(path: str) -> np.ndarray:

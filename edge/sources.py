@@ -26,7 +26,7 @@ import numpy as np
 
 from agegender.edge.contract import to_rgb_uint8
 from agegender.edge.errors import AgeGenderError
-from agegender.edge.images import IMAGE_EXTENSIONS, ImageError, list_images, read_image
+from agegender.edge.images import IMAGE_EXTENSIONS, ImageError, list_images, read_image_oriented
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class Frame:
     source: str  # file name, or the camera / video name
     error: Optional[str] = None
     time: float = dataclasses.field(default_factory=time.time)  # wall clock when it was captured (UNIX s)
+    orientation: int = 1  # the EXIF orientation applied to a still picture (1: none)
     stream_time: Optional[float] = None  # seconds from the start of a video file
 
 
@@ -58,7 +59,8 @@ class ImageFiles:
     def __iter__(self) -> Iterator[Frame]:
         for i, path in enumerate(self.paths):
             try:
-                yield Frame(read_image(path), i, path)
+                image, orientation = read_image_oriented(path)
+                yield Frame(image, i, path, orientation=orientation)
             except ImageError as exc:
                 yield Frame(None, i, path, str(exc))
 

@@ -312,3 +312,38 @@ def test_models_fetch_is_bounded_in_time_and_size_and_checks_the_cache(tmp_path,
             os.environ["XDG_CACHE_HOME"] = old
     proc = cli("models", "fetch", "--url", "not a url", tmp=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "not an http" in proc.stderr
+
+
+def jpeg_with_orientation(upright_bgr: np.ndarray, orientation: int) -> bytes:
+    """A JPEG whose pixels are stored turned, with the EXIF orientation that sets them upright."""
+    inverse = {1: lambda x: x, 2: lambda x: cv2.flip(x, 1), 3: lambda x: cv2.rotate(x, cv2.ROTATE_180),
+               4: lambda x: cv2.flip(x, 0), 5: cv2.transpose,
+               6: lambda x: cv2.rotate(x, cv2.ROTATE_90_COUNTERCLOCKWISE),
+               7: lambda x: cv2.rotate(cv2.transpose(x), cv2.ROTATE_180),
+               8: lambda x: cv2.rotate(x, cv2.ROTATE_90_CLOCKWISE)}[orientation]
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(inverse(upright_bgr)), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    tiff = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1,
+                                                                               orientation, 0) + b"\0\0\0\0"
+    app1 = b"Exif\0\0" + tiff
+    return data[:2].tobytes() + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:].tobytes()
+
+
+def test_phone_photos_are_turned_upright_by_their_exif_orientation(tmp_path, yunet_model, photos_dir):
+    from agegender.edge.estimator import Estimator
+    from agegender.edge.images import read_image_oriented
+
+    upright = cv2.imread(str(photos_dir / "obama.jpg"))
+    estimator = Estimator(detector=str(yunet_model))
+    reference = None
+    for orientation in range(1, 9):
+        path = tmp_path / f"o{orientation}.jpg"
+        path.write_bytes(jpeg_with_orientation(upright, orientation))
+        image, applied = read_image_oriented(str(path))
+        assert applied == orientation and image.shape[:2] == upright.shape[:2]
+        faces = estimator.predict(image)
+        assert len(faces) == 1, orientation
+        reference = reference or faces[0]
+        assert abs(faces[0].box[0] - reference.box[0]) <= 3 and abs(faces[0].box[1] - reference.box[1]) <= 3
+        assert abs(faces[0].age - reference.age) < 1.5 and faces[0].gender == reference.gender
+    proc = cli("predict", tmp_path / "o6.jpg", "--json", tmp=tmp_path)
+    assert json.loads(proc.stdout)["exif_orientation"] == 6 and json.loads(proc.stdout)["faces"]
