@@ -347,3 +347,82 @@ def test_phone_photos_are_turned_upright_by_their_exif_orientation(tmp_path, yun
         assert abs(faces[0].age - reference.age) < 1.5 and faces[0].gender == reference.gender
     proc = cli("predict", tmp_path / "o6.jpg", "--json", tmp=tmp_path)
     assert json.loads(proc.stdout)["exif_orientation"] == 6 and json.loads(proc.stdout)["faces"]
+
+
+FUZZ_RSS_LIMIT_MB = 600
+
+
+def mutate_bytes(data: bytes, rng) -> bytes:
+    kind = rng.integers(5)
+    buf = bytearray(data)
+    if kind == 0:  # flip bytes anywhere
+        for i in rng.integers(0, len(buf), size=int(rng.integers(1, 50))):
+            buf[i] ^= int(rng.integers(1, 256))
+    elif kind == 1:  # corrupt the header
+        for i in rng.integers(0, min(64, len(buf)), size=int(rng.integers(1, 8))):
+            buf[i] = int(rng.integers(0, 256))
+    elif kind == 2:  # truncate
+        buf = buf[: int(rng.integers(1, len(buf)))]
+    elif kind == 3:  # random junk with the right magic number
+        buf = buf[:8] + bytearray(rng.integers(0, 256, size=int(rng.integers(1, 5000)), dtype=np.uint8).tobytes())
+    else:  # a huge declared size in a PNG header
+        buf[16:24] = struct.pack(">II", int(rng.integers(10000, 2 ** 31)), int(rng.integers(10000, 2 ** 31)))
+    return bytes(buf)
+
+
+def test_fuzz_pictures_cards_and_models(tmp_path, yunet_model):
+    """Seeded, bounded to about a minute: mutated pictures in one batch with good ones, mutated
+    cards and bit-flipped models. No traceback, no crash, one line per bad input, every good input
+    scored, memory bounded."""
+    from agegender.edge.card import ModelCard
+    from agegender.edge.errors import AgeGenderError
+    from agegender.edge.model import AgeGenderModel
+    from agegender.edge.zoo import default_model_path
+
+    rng = np.random.default_rng(2026)
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    png = SAMPLE.read_bytes()
+    ok, jpg = cv2.imencode(".jpg", cv2.imread(str(SAMPLE)))
+    for i in range(40):
+        (folder / f"bad{i:02d}.{'png' if i % 2 else 'jpg'}").write_bytes(mutate_bytes(png if i % 2 else jpg.tobytes(), rng))
+    for i in range(3):
+        shutil.copy(SAMPLE, folder / f"good{i}.png")
+    code = ("import resource, sys\nfrom agegender.edge.cli import main\nrc = main(sys.argv[1:])\n"
+            "print('RSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"
+            "sys.exit(rc)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "AGEGENDER_DETECTOR": str(yunet_model)}
+    proc = subprocess.run([sys.executable, "-c", code, "predict", str(folder), "--json"], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(records) == 43  # one line per picture, bad or good
+    good = [r for r in records if os.path.basename(r["source"]).startswith("good")]
+    assert len(good) == 3 and all(len(r["faces"]) == 1 and "error" not in r for r in good)
+    assert all(("error" in r) or r["faces"] is not None for r in records)
+    rss = float(proc.stderr.rsplit("RSS_MB", 1)[1].split()[0])
+    assert rss < FUZZ_RSS_LIMIT_MB, rss
+
+    # cards: fields replaced by garbage of every type; each either loads or is one clear error
+    base = json.loads(open(default_model_path() + ".json").read())
+    garbage = [None, "x", -1, 0, 1e308, float("inf"), [], {}, [[[[1]]]], True, "RGB", 40000, {"a": []}]
+    for i in range(60):
+        card = json.loads(json.dumps(base))
+        target = card if rng.random() < 0.5 else card["input"]
+        key = list(target)[int(rng.integers(len(target)))]
+        target[key] = garbage[int(rng.integers(len(garbage)))]
+        try:
+            ModelCard.from_dict(json.loads(json.dumps(card, allow_nan=True)), f"card{i}.json")
+        except AgeGenderError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith(f"card{i}.json: ")
+
+    # models: bit-flipped copies of the shipped file beside its card are refused before LiteRT reads them
+    data = Path(default_model_path()).read_bytes()
+    for i in range(15):
+        flipped = tmp_path / f"flip{i}.tflite"
+        buf = bytearray(data)
+        buf[int(rng.integers(len(buf)))] ^= 1 << int(rng.integers(8))
+        flipped.write_bytes(bytes(buf))
+        shutil.copy(default_model_path() + ".json", str(flipped) + ".json")
+        with pytest.raises(AgeGenderError, match="sha256"):
+            AgeGenderModel.open(str(flipped))
