@@ -205,7 +205,8 @@ def test_outputs_fail_loudly_and_never_destroy_the_input(tmp_path):
     proc = cli("predict", pics, "--json", shell_pipe="head -n 1", tmp=tmp_path)
     assert proc.stdout.count("\n") == 1 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
     # --json naming a folder, or a place that cannot be written
-    for target, needle in ((tmp_path, "is a folder"), ("/proc/agegender.jsonl", "cannot write here")):
+    for target, needle in ((tmp_path, "is a folder"), ("/proc/agegender.jsonl", "cannot write here"),
+                           ("/dev/full", "writing failed (No space left on device)")):  # a full disk
         proc = cli("run", "--source", SAMPLE, "--json", target, tmp=tmp_path)
         assert proc.returncode == 1 and needle in proc.stderr and "Traceback" not in proc.stderr
     # an annotated folder or video that cannot be written is an error, not a silent exit 0
