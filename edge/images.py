@@ -31,6 +31,8 @@ def image_size_from_header(data: bytes) -> Optional[tuple[int, int]]:
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:2] == b"BM" and len(data) >= 26:
+        if struct.unpack("<I", data[14:18])[0] == 12:  # OS/2 1.x core header: 16-bit sizes
+            return struct.unpack("<HH", data[18:22])
         w, h = struct.unpack("<ii", data[18:26])
         return abs(w), abs(h)
     if data[:3] == b"\xff\xd8\xff":
