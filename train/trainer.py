@@ -19,6 +19,7 @@ after the last finished epoch.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -167,6 +168,10 @@ class RunFolder:
     def __init__(self, out: str):
         self.out = out
         os.makedirs(out, exist_ok=True)
+        for name in os.listdir(out):  # what a killed run was writing (never a finished file)
+            if name.startswith(".partial-"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(out, name))
 
     def path(self, name: str) -> str:
         return os.path.join(self.out, name)
