@@ -66,10 +66,15 @@ and video outputs are flushed and closed either way.""")
                    help="also estimate every face mirrored and average the two: steadier and a little more "
                         "accurate, twice the model time (about 1.3 ms more per face at 1 thread); off by default "
                         "in video, where the tracker already averages over frames")
-    p.add_argument("--json", default=None, help="write JSON Lines (one object per frame) here ('-' = stdout)")
+    p.add_argument("--json", default=None,
+                   help="append JSON Lines (one object per frame) to this file ('-' = stdout)")
     p.add_argument("--output", default=None,
                    help="annotated video (.mp4/.avi/.mkv/.mov), a folder for annotated pictures, or a picture "
                         "file (.jpg/.png) when the source is one picture")
+    p.add_argument("--segment-seconds", type=cli_args.positive_float, default=60.0,
+                   help="an --output video is written in files of this many seconds of video (out.mp4, "
+                        "out.001.mp4, ...): a run killed outright loses at most the one being written "
+                        "(default %(default)s)")
     p.add_argument("--display", action="store_true", help="show a window (needs GUI OpenCV)")
     p.add_argument("--max-frames", type=cli_args.positive_int, default=None, help="stop after N frames")
     p.add_argument("--smoothing", type=cli_args.fraction, default=0.3,
@@ -147,7 +152,8 @@ def cmd_run(args) -> int:
             tracker=IoUTracker(smoothing=args.smoothing) if getattr(source, "sequential", False) else None,
             json_writer=JsonLinesWriter(args.json) if args.json else None,
             output=AnnotatedOutput(args.output, getattr(source, "fps", 30.0),
-                                   len(source.paths) if hasattr(source, "paths") else 0) if args.output else None,
+                                   len(source.paths) if hasattr(source, "paths") else 0,
+                                   segment_seconds=args.segment_seconds) if args.output else None,
             window=Window() if args.display else None, max_frames=args.max_frames, stop=stop,
             live_view=live_view,
             pace_fps=(args.realtime_fps or getattr(source, "fps", None) or 1.0) if args.realtime else None)

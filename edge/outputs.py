@@ -170,12 +170,28 @@ def output_kind(path: str, pictures: Optional[int] = None) -> str:
     return "folder"
 
 
-class AnnotatedOutput:
-    """Annotated frames to a video file (.mp4/.avi/...), one picture file, or a folder of pictures."""
+def segment_path(path: str, index: int) -> str:
+    """The video file of segment ``index``: ``out.mp4``, then ``out.001.mp4``, ``out.002.mp4`` ..."""
+    if index == 0:
+        return path
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.{index:03d}{ext}"
 
-    def __init__(self, path: str, fps: float = 30.0, pictures: Optional[int] = None):
+
+class AnnotatedOutput:
+    """Annotated frames to a video file (.mp4/.avi/...), one picture file, or a folder of pictures.
+
+    Video is written in segments of ``segment_seconds`` of video (``out.mp4``, ``out.001.mp4``,
+    ...): a video file is only playable once closed, so a run killed outright (SIGKILL, power loss)
+    loses at most the segment it was writing, and a months-long camera run leaves files of a size
+    one can open. A run shorter than one segment writes exactly the file it was asked for."""
+
+    def __init__(self, path: str, fps: float = 30.0, pictures: Optional[int] = None,
+                 segment_seconds: float = 60.0):
         self.path = path
         self.fps = fps
+        self.segment_frames = max(1, int(round(segment_seconds * fps)))
+        self.segments: list[str] = []
         self.video: Optional[cv2.VideoWriter] = None
         self.kind = output_kind(path, pictures)
         self.is_video = self.kind == "video"
@@ -192,13 +208,19 @@ class AnnotatedOutput:
     def write(self, image_rgb: np.ndarray, name: Optional[str] = None) -> None:
         bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
         if self.is_video:
+            if self.video is not None and self.frames % self.segment_frames == 0:
+                self.video.release()  # this segment is complete and playable from now on
+                self.video = None
             if self.video is None:
+                target = segment_path(self.path, len(self.segments))
                 fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.lower().endswith((".mp4", ".mov")) else "MJPG"))
-                h, w = bgr.shape[:2]
-                self.video = cv2.VideoWriter(self.path, fourcc, self.fps, (w, h))
-                if not self.video.isOpened() or not os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK):
-                    raise AgeGenderError(f"{self.path}: cannot write video here")
-                self._size = (w, h)
+                if not self.segments:
+                    h, w = bgr.shape[:2]
+                    self._size = (w, h)
+                self.video = cv2.VideoWriter(target, fourcc, self.fps, self._size)
+                if not self.video.isOpened() or not os.access(os.path.dirname(os.path.abspath(target)), os.W_OK):
+                    raise AgeGenderError(f"{target}: cannot write video here")
+                self.segments.append(target)
             if (bgr.shape[1], bgr.shape[0]) != self._size:  # pictures of other sizes: fitted, not squashed
                 bgr = letterbox(bgr, self._size)
             self.video.write(bgr)

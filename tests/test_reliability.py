@@ -360,6 +360,35 @@ def test_sigterm_or_ctrl_c_during_run_leaves_valid_json_lines_and_video(tmp_path
     assert written == len(records)
 
 
+def test_a_run_killed_outright_leaves_playable_video(tmp_path, face_crop, yunet_model):
+    """SIGKILL (power loss, the OOM killer): the video segments already finished still play."""
+    from edge_helpers import paste_face, write_video
+
+    frames = [paste_face(face_crop, center=(200 + (i % 40) * 6, 240))[0] for i in range(400)]
+    write_video(tmp_path / "long.avi", frames)  # 10 fps: a 1-second segment is 10 frames
+    jsonl, video = tmp_path / "faces.jsonl", tmp_path / "annotated.mp4"
+    proc = subprocess.Popen(AGEGENDER + ["run", "--source", str(tmp_path / "long.avi"), "--json", str(jsonl),
+                                         "--output", str(video), "--segment-seconds", "1",
+                                         "--detector-model", str(yunet_model), "--threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: jsonl.exists() and jsonl.read_text().count("\n") >= 45, 120, proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    from agegender.edge.outputs import segment_path
+
+    segments = [segment_path(str(video), i) for i in range(len(list(tmp_path.glob("annotated*.mp4"))))]
+    assert len(segments) >= 5 and all(os.path.isfile(p) for p in segments)
+    readable = []
+    for path in segments:
+        cap = cv2.VideoCapture(str(path))
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        readable.append(n)
+    assert readable[:-1] == [10] * (len(readable) - 1), readable  # every finished segment plays, whole
+    assert sum(readable) >= 40  # only the segment being written when it was killed is lost
+
+
 def test_training_killed_mid_epoch_resumes_with_no_lost_epochs(utkface_sample, tmp_path):
     pytest.importorskip("tensorflow")
     out = tmp_path / "run"

@@ -432,3 +432,14 @@ def test_fuzz_pictures_cards_and_models(tmp_path, yunet_model):
         shutil.copy(default_model_path() + ".json", str(flipped) + ".json")
         with pytest.raises(AgeGenderError, match="sha256"):
             AgeGenderModel.open(str(flipped))
+
+
+def test_a_picture_file_of_2_gib_is_refused_without_reading_it(tmp_path):
+    from agegender.edge.images import ImageError, read_image
+
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as f:  # sparse: no disk space used
+        f.write(b"\xff\xd8\xff")
+        f.truncate(2 * 2 ** 30)
+    with pytest.raises(ImageError, match="file too large for a picture"):
+        read_image(str(huge))
