@@ -29,9 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from edge_checks import paste  # noqa: E402  (the same pasting as the edge checks)
 
 from agegender.edge.detectors import YuNetDetector  # noqa: E402
-from agegender.edge.estimator import Estimator, widen_for_quality  # noqa: E402
+from agegender.edge.estimator import Estimator  # noqa: E402
 from agegender.edge.images import list_images, read_canonical, read_image  # noqa: E402
-from agegender.edge.quality import face_quality  # noqa: E402
 from agegender.edge.tracker import iou  # noqa: E402
 from agegender.train import data as data_mod  # noqa: E402
 
@@ -40,22 +39,15 @@ REFERENCE_SIZE = 320
 
 
 def answers(estimator: Estimator, image, detections) -> list:
-    """(box, age, is_female, pose) for detections, through the estimator's alignment and model."""
-    if not detections:
-        return []
-    results = estimator.infer(estimator.align(image, detections))
-    out = []
-    for d, r in zip(detections, results):
-        quality = face_quality(d.landmarks) if d.landmarks is not None else None
-        out.append((d.box, widen_for_quality(r, quality).age, r.female_prob >= 0.5,
-                    quality.pose if quality else None))
-    return out
+    """(box, age, is_female, pose) for detections, through the runtime's own alignment, model and quality."""
+    return [(f.box, f.age, f.female_prob >= 0.5, f.quality.pose if f.quality else None)
+            for f in estimator.estimate(image, detections)]
 
 
 def runs_of(image, estimator: Estimator, detectors: dict, rng, jitter: float, draws: int) -> list:
     """Every run's answers for one picture: one list per detector size, then one per jitter draw."""
-    runs = [answers(estimator, image, estimator_filter(estimator, detectors[s].detect(image))) for s in SIZES]
-    base = estimator_filter(estimator, detectors[REFERENCE_SIZE].detect(image))
+    runs = [answers(estimator, image, estimator.select(detectors[s].detect(image))) for s in SIZES]
+    base = estimator.select(detectors[REFERENCE_SIZE].detect(image))
     for _ in range(draws):
         moved = []
         for d in base:
@@ -64,13 +56,6 @@ def runs_of(image, estimator: Estimator, detectors: dict, rng, jitter: float, dr
             moved.append(type(d)(d.box, d.score, d.landmarks + noise))
         runs.append(answers(estimator, image, moved))
     return runs
-
-
-def estimator_filter(estimator: Estimator, detections) -> list:
-    """The estimator's own face selection (minimum size, largest first, at most max_faces)."""
-    faces = [d for d in detections if min(d.box[2], d.box[3]) >= estimator.min_face]
-    faces.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
-    return faces[: estimator.max_faces]
 
 
 def per_face(runs: list, reference_index: int) -> list:

@@ -23,7 +23,6 @@ This module is pure numpy + OpenCV: the edge runtime imports it without TensorFl
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Sequence
 
 import cv2
@@ -118,7 +117,7 @@ class InputContract:
         if len(self.template) != 5:
             raise ValueError("the crop template needs 5 landmarks")
 
-    # --- serialisation (model cards) -----------------------------------------
+    # --- serialisation (model cards; read back by agegender.edge.card.contract_from) ---
     def to_dict(self) -> dict:
         return {
             "size": self.size,
@@ -134,24 +133,6 @@ class InputContract:
             "box_shift": self.box_shift,
             "age_groups": dict(zip(self.age_groups.names, self.age_groups.lower_bounds)),
         }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "InputContract":
-        groups = d.get("age_groups")
-        age_groups = (AgeGroups(tuple(groups), tuple(int(v) for v in groups.values()))
-                      if groups else AgeGroups())
-        return cls(
-            size=int(d["size"]),
-            colour_order=d.get("colour_order", COLOUR_ORDER),
-            canonical_size=int(d.get("canonical_size", CANONICAL_SIZE)),
-            template=tuple(tuple(map(float, p)) for p in d.get("template", DEFAULT_TEMPLATE)),
-            box_margin=float(d.get("box_margin", DEFAULT_BOX_MARGIN)),
-            box_shift=float(d.get("box_shift", DEFAULT_BOX_SHIFT)),
-            age_groups=age_groups,
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
 
     def with_size(self, size: int) -> "InputContract":
         return dataclasses.replace(self, size=size)
@@ -184,7 +165,8 @@ def as_rgb_picture(image, colour: str = "RGB") -> np.ndarray:
     """A picture array from a user, as contiguous 8-bit RGB; a clear PictureError when it cannot be.
 
     Accepts grey (H, W) or (H, W, 1), colour (H, W, 3) in ``colour`` order ("RGB", or "BGR" as
-    ``cv2.imread`` returns), with alpha (H, W, 4: RGBA or BGRA, alpha dropped), uint8 or uint16.
+    ``cv2.imread`` returns), with alpha (H, W, 4: RGBA or BGRA, alpha dropped), uint8 or uint16;
+    the conversion itself is ``to_rgb_uint8``'s, as for pictures read from files.
     """
     from agegender.edge.errors import PictureError
 
@@ -194,23 +176,13 @@ def as_rgb_picture(image, colour: str = "RGB") -> np.ndarray:
     img = np.asarray(image) if image is not None else None
     if img is None or img.size == 0:
         raise PictureError("empty picture: no pixels")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype != np.uint8:
+    if img.dtype not in (np.uint8, np.uint16):
         raise PictureError(f"pictures must be 8-bit (uint8) pixels 0..255, got {img.dtype}"
                            + (": for floats in 0..1 pass (image * 255).round().astype(np.uint8)"
                               if img.dtype.kind == "f" else ""))
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3, 4))):
         raise PictureError(f"expected a picture of shape (H, W), (H, W, 3) or (H, W, 4), got {img.shape}")
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if colour == "BGR" else cv2.COLOR_RGBA2RGB)
-    if colour == "BGR":
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(img)
+    return to_rgb_uint8(img, bgr=colour == "BGR")
 
 
 def crop_to_input(canonical_crop: np.ndarray, size: int) -> np.ndarray:

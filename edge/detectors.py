@@ -144,6 +144,19 @@ class HaarDetector:
         return out
 
 
+# How the landmarks of a canonical (training-style) face crop are found: the same in training
+# (agegender.train.landmarks, cached per crop) and at run time (predict --aligned), so a crop is
+# re-aligned identically in both.
+CROP_DETECT_MAX_SIDE = 400
+CROP_MIN_SCORE = 0.8
+
+
+def crop_landmarks(detector, crop_rgb: np.ndarray) -> Optional[np.ndarray]:
+    """The (5, 2) landmarks of a canonical crop's one clear face, or None (no face, or several)."""
+    faces = [d for d in detector.detect(crop_rgb) if d.score >= CROP_MIN_SCORE and d.landmarks is not None]
+    return faces[0].landmarks.astype(np.float32) if len(faces) == 1 else None
+
+
 def create_detector(model_path: Optional[str] = None, **kwargs):
     """YuNet when its file can be found, else the Haar cascade with a one-line warning."""
     yunet = find_yunet(model_path)

@@ -20,7 +20,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from agegender.edge.contract import as_rgb_picture
-from agegender.edge.detectors import Detection, YuNetDetector, create_detector, find_yunet
+from agegender.edge.detectors import (CROP_DETECT_MAX_SIDE, Detection, YuNetDetector, create_detector,
+                                      crop_landmarks, find_yunet)
 from agegender.edge.model import AgeGenderModel
 from agegender.edge.postprocess import AgeGender, result_label
 from agegender.edge.quality import FaceQuality, face_quality
@@ -100,7 +101,7 @@ class Estimator:
         self._detector = detector
         self._detector_options = dict(max_side=detect_max_side or DETECT_MAX_SIDE, score_threshold=score_threshold)
         if isinstance(detector, str):
-            self.detector  # a named detector file is checked at once
+            _ = self.detector  # a named detector file is checked at once
         self.max_faces = max_faces
         self.min_face = min_face
         self.flip = flip
@@ -121,7 +122,11 @@ class Estimator:
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         with self._lock:
             found = self.detector.detect(image_rgb)
-        faces = [d for d in found if min(d.box[2], d.box[3]) >= self.min_face]
+        return self.select(found)
+
+    def select(self, detections: Sequence[Detection]) -> list[Detection]:
+        """The faces worth estimating: at least ``min_face`` px, the ``max_faces`` largest first."""
+        faces = [d for d in detections if min(d.box[2], d.box[3]) >= self.min_face]
         faces.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
         return faces[: self.max_faces]
 
@@ -136,8 +141,7 @@ class Estimator:
         if self.model.wants_crop_landmarks:
             landmarker = self.crop_landmarker()
             if landmarker is not None:
-                faces = [d for d in landmarker.detect(crop_rgb) if d.landmarks is not None and d.score >= 0.8]
-                landmarks = faces[0].landmarks if len(faces) == 1 else None
+                landmarks = crop_landmarks(landmarker, crop_rgb)
         return self.model.preprocess_crop(crop_rgb, landmarks)[None]
 
     def crop_landmarker(self):
@@ -147,7 +151,7 @@ class Estimator:
             if isinstance(self._detector, YuNetDetector):
                 path = self._detector.model_path
             found = find_yunet(path)
-            self._crop_landmarker = YuNetDetector(found, max_side=400) if found else False
+            self._crop_landmarker = YuNetDetector(found, max_side=CROP_DETECT_MAX_SIDE) if found else False
             if not found:
                 log.info("no YuNet: face crops are fed as they are, not re-aligned by their landmarks")
         return self._crop_landmarker or None
@@ -157,11 +161,7 @@ class Estimator:
         if len(inputs) == 0:
             return []
         with self._lock:
-            raw = self.model.run(inputs)
-            if self.flip:  # test-time augmentation: the mirrored face, averaged in
-                mirrored = self.model.run(np.ascontiguousarray(inputs[:, :, ::-1]))
-        if self.flip:
-            raw = {k: (np.asarray(v, np.float64) + np.asarray(mirrored[k], np.float64)) / 2 for k, v in raw.items()}
+            raw = self.model.run(inputs, flip=self.flip)
         return self.model.decode(raw)
 
     # --- the one obvious method ------------------------------------------------
@@ -190,6 +190,18 @@ class Estimator:
         results = self.infer(inputs)
         t3 = time.perf_counter()
         self.timings = {"detect": t1 - t0, "align": t2 - t1, "infer": t3 - t2}
+        return self.faces_from(image_rgb, detections, results)
+
+    def estimate(self, image_rgb: np.ndarray, detections: Sequence[Detection]) -> list[Face]:
+        """Faces for detections found elsewhere (another detector, moved landmarks): align, infer,
+        quality, exactly as ``predict`` does after detecting."""
+        with self._lock:
+            return self.faces_from(image_rgb, detections, self.infer(self.align(image_rgb, detections)))
+
+    @staticmethod
+    def faces_from(image_rgb: np.ndarray, detections: Sequence[Detection], results: Sequence[AgeGender]) -> list[Face]:
+        """Each detection with its result: box inside the picture, quality from the landmarks, and
+        the spread widened for a poor face."""
         faces = []
         height, width = image_rgb.shape[:2]
         for d, r in zip(detections, results):
@@ -198,4 +210,3 @@ class Estimator:
             faces.append(Face(clip_box(d.box, width, height), d.score, r.age, r.age_std, r.age_group,
                               r.gender, r.gender_prob, r.female_prob, quality=quality))
         return faces
-

@@ -10,13 +10,16 @@ from typing import Optional
 from agegender.edge.errors import AgeGenderError
 
 
+PARTIAL_PREFIX = ".partial-"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
     """A temporary name beside ``path`` (same extension, so writers that go by it still work) to
     write to; renamed over ``path`` when the block ends, removed if it raises. Readers never see
     half a file, and an interrupted write leaves no file at all. The one way this project writes."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=os.path.splitext(path)[1], dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=PARTIAL_PREFIX, suffix=os.path.splitext(path)[1], dir=folder)
     os.close(fd)
     try:
         yield tmp
@@ -26,6 +29,15 @@ def atomic_path(path: str):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_partials(folder: str) -> None:
+    """Remove what an interrupted ``atomic_path`` write left in ``folder`` (never a finished file):
+    a run killed outright (SIGKILL) cannot clean up after itself, the next one does."""
+    for name in os.listdir(folder):
+        if name.startswith(PARTIAL_PREFIX):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

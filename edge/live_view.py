@@ -26,6 +26,7 @@ frames; it never slows the loop. Sockets time out, so a stalled viewer is droppe
 from __future__ import annotations
 
 import collections
+import contextlib
 import hmac
 import json
 import logging
@@ -39,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 
 from agegender.edge.errors import AgeGenderError
+from agegender.edge.outputs import draw_faces, json_line
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,6 @@ class LiveView:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, token: Optional[str] = None,
                  max_viewers: int = 4, stream_fps: float = 15.0, jpeg_quality: int = 80, draw=None):
-        from agegender.edge.outputs import draw_faces
-
         self.token = token or None
         self.max_viewers = max_viewers
         self.stream_interval = 1.0 / stream_fps if stream_fps > 0 else 0.0
@@ -204,8 +204,6 @@ class LiveViewHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def send_json(self, data, status=HTTPStatus.OK) -> None:
-        from agegender.edge.outputs import json_line
-
         self.send_body(json_line(data).rstrip(b"\n"), "application/json", status)
 
     def page(self):
@@ -231,30 +229,34 @@ class LiveViewHandler(BaseHTTPRequestHandler):
                        HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE)
 
     # --- streams (each holds one viewer slot) -------------------------------------------
-    def _viewer_slot(self) -> bool:
+    @contextlib.contextmanager
+    def _stream(self, content_type: str):
+        """Hold a viewer slot and send the stream's headers; yields False (after a 503) when all
+        slots are taken."""
         view = self.live_view
         if not view._viewers.acquire(blocking=False):
             self.send_json({"error": f"too many viewers (at most {view.max_viewers})"},
                            HTTPStatus.SERVICE_UNAVAILABLE)
-            return False
-        view.viewers += 1
-        return True
-
-    def _release_slot(self) -> None:
-        self.live_view.viewers -= 1
-        self.live_view._viewers.release()
+            yield False
+            return
+        with view._lock:
+            view.viewers += 1
+        try:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            yield True
+        finally:
+            with view._lock:
+                view.viewers -= 1
+            view._viewers.release()
 
     def stream(self):
         view = self.live_view
-        if not self._viewer_slot():
-            return
-        try:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
+        with self._stream(f"multipart/x-mixed-replace; boundary={BOUNDARY}") as admitted:
             sent, last = 0, 0.0
-            while not view.closed.is_set():
+            while admitted and not view.closed.is_set():
                 if view.wait_newer(sent) <= sent:
                     continue
                 wait = view.stream_interval - (time.monotonic() - last)
@@ -268,22 +270,12 @@ class LiveViewHandler(BaseHTTPRequestHandler):
                                  f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
                 sent, last = seq, time.monotonic()
-        finally:
-            self._release_slot()
 
     def events(self):
-        from agegender.edge.outputs import json_line
-
         view = self.live_view
-        if not self._viewer_slot():
-            return
-        try:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
+        with self._stream("text/event-stream") as admitted:
             sent = max(0, view.wait_newer(-1, timeout=0) - 1)  # start with the newest frame
-            while not view.closed.is_set():
+            while admitted and not view.closed.is_set():
                 if view.wait_newer(sent) <= sent:
                     self.wfile.write(b": keep-alive\n\n")
                     self.wfile.flush()
@@ -292,8 +284,6 @@ class LiveViewHandler(BaseHTTPRequestHandler):
                     self.wfile.write(f"id: {seq}\ndata: ".encode() + json_line(record).rstrip(b"\n") + b"\n\n")
                     sent = seq
                 self.wfile.flush()
-        finally:
-            self._release_slot()
 
 
 PAGE = """<!doctype html>

@@ -78,11 +78,19 @@ class AgeGenderModel:
         return self.card.alignment == "landmarks"
 
     # --- run and decode ------------------------------------------------------------
-    def run(self, inputs: np.ndarray, batch_size: int = 64) -> dict:
-        """Raw outputs {head: (N, ...)} for (N, S, S, 3) uint8 inputs."""
+    def run(self, inputs: np.ndarray, batch_size: int = 64, flip: bool = False) -> dict:
+        """Raw outputs {head: (N, ...)} for (N, S, S, 3) uint8 inputs; with ``flip``, each face's
+        outputs averaged with its mirror image's (test-time augmentation, twice the model time)."""
         inputs = np.asarray(inputs)
         if len(inputs) == 0:
             return {}
+        raw = self._run(inputs, batch_size)
+        if flip:
+            mirrored = self._run(np.ascontiguousarray(inputs[:, :, ::-1]), batch_size)
+            raw = {k: (np.asarray(v, np.float64) + mirrored[k]) / 2 for k, v in raw.items()}
+        return raw
+
+    def _run(self, inputs: np.ndarray, batch_size: int) -> dict:
         try:  # a damaged model can fail inside its runtime: one clear error, never a traceback
             if self.batch_one:
                 chunks = [self.backend.predict(x[None]) for x in inputs]
@@ -99,5 +107,5 @@ class AgeGenderModel:
     def decode(self, raw: dict) -> list[AgeGender]:
         return decode(raw.get("age"), raw.get("gender"), self.card.groups, raw.get("group"))
 
-    def predict_inputs(self, inputs: np.ndarray) -> list[AgeGender]:
-        return self.decode(self.run(inputs))
+    def predict_inputs(self, inputs: np.ndarray, flip: bool = False) -> list[AgeGender]:
+        return self.decode(self.run(inputs, flip=flip))

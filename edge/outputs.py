@@ -80,34 +80,23 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def text_for_json(value):
-    """Strings made valid UTF-8 (a file name that is not is shown with U+FFFD), recursively."""
+def json_safe(value):
+    """A record JSON can hold as it is: strings made valid UTF-8 (a file name that is not shows U+FFFD),
+    non-finite numbers (NaN, infinity) as null; recursively."""
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
     if isinstance(value, dict):
-        return {text_for_json(k): text_for_json(v) for k, v in value.items()}
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [text_for_json(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def json_line(record: dict) -> bytes:
-    """One JSON Lines line: valid UTF-8, never NaN or Infinity (those become null)."""
-    try:
-        text = json.dumps(text_for_json(record), ensure_ascii=False, allow_nan=False)
-    except ValueError:  # a non-finite number slipped through: null, as JSON has no NaN
-        text = json.dumps(_finite(text_for_json(record)), ensure_ascii=False, allow_nan=False)
-    return (text + "\n").encode("utf-8")
-
-
-def _finite(value):
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    """One JSON Lines line: valid UTF-8, never NaN or Infinity."""
+    return (json.dumps(json_safe(record), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
 class JsonLinesWriter:

@@ -60,7 +60,7 @@ def frame_record(frame, faces: list[Face]) -> dict:
     record = {"source": frame.source, "frame": frame.index, "time": iso_utc(frame.time)}
     if frame.stream_time is not None:
         record["stream_time"] = round(frame.stream_time, 3)
-    if getattr(frame, "orientation", 1) != 1:  # boxes are in the upright picture
+    if frame.orientation != 1:  # boxes are in the upright picture
         record["exif_orientation"] = frame.orientation
     record["faces"] = [f.to_dict() for f in faces]
     if frame.error:

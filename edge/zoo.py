@@ -22,7 +22,7 @@ from typing import Optional
 
 from agegender.edge.detectors import YUNET_FILE, YUNET_SHA256, YUNET_URL, cache_dir
 from agegender.edge.errors import AgeGenderError
-from agegender.edge.files import atomic_path, file_from, sha256_file
+from agegender.edge.files import atomic_path, file_from, remove_partials, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +105,7 @@ def fetch(url: str = YUNET_URL, sha256: str = YUNET_SHA256, dest_dir: Optional[s
     dest_dir = dest_dir or cache_dir()
     created = not os.path.isdir(dest_dir)
     os.makedirs(dest_dir, exist_ok=True)
-    for stale in (n for n in os.listdir(dest_dir) if n.startswith(".partial-")):
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(dest_dir, stale))
+    remove_partials(dest_dir)
     dest = os.path.join(dest_dir, name)
     if os.path.isfile(dest) and sha256_file(dest) == sha256:
         log.info("%s is already in %s", name, dest_dir)

@@ -49,9 +49,7 @@ def check_coverage(records: Sequence[data_mod.FaceRecord], min_per_band: int = M
 def select_calibration(data: str, n: int = 300, split_dir: Optional[str] = None,
                        seed: int = 0) -> list[data_mod.FaceRecord]:
     """A stratified sample of the training split (or of every image, for data with no split)."""
-    from agegender.train.evaluate import dataset_sources
-
-    source = dataset_sources(data, split_dir)[0]
+    source = data_mod.data_sources(data, split_dir)[0]
     records, _ = data_mod.read_source(source, check_content=False)
     try:
         records = data_mod.select_source_split(records, "train", source)

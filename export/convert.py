@@ -17,10 +17,8 @@ interrupted export never leaves a half-written model behind.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
 import tempfile
 from typing import Callable, Iterable, Optional
 
@@ -163,11 +161,3 @@ def export_formats(model, formats: Iterable[str], out_dir: str, stem: str,
                 convert_onnx_int8(onnx_fp32, path, calibration)
             written[fmt] = path
     return written
-
-
-def remove_partials(folder: str) -> None:
-    """Remove temporary files an interrupted export may have left (never complete models)."""
-    for name in os.listdir(folder):
-        if name.startswith(".partial-"):
-            with contextlib.suppress(OSError):
-                (shutil.rmtree if os.path.isdir(os.path.join(folder, name)) else os.unlink)(os.path.join(folder, name))

@@ -22,7 +22,7 @@ from agegender.export.convert import FORMATS, ExportError, export_formats
 from agegender.export.verify import (DEFAULT_MAX_GENDER_DROP, DEFAULT_MAX_MAE_INCREASE, FormatCheck,
                                      check_format, summarise)
 from agegender.train import data as data_mod
-from agegender.train.evaluate import dataset_sources, model_inputs, predictions_from
+from agegender.train.evaluate import model_inputs, predictions_from
 from agegender.train.keras_backend import open_any_model
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
     data = data or calib
     if not data:
         raise ExportError("verification needs --data DIR (labelled faces with a test split)")
-    source = dataset_sources(data, split_dir)[0]
+    source = data_mod.data_sources(data, split_dir)[0]
     records, _ = data_mod.read_source(source, check_content=False)
     records = data_mod.select_source_split(records, split, source)
     if max_images:

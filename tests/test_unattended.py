@@ -87,7 +87,9 @@ print("RSS_MB", PEAK_RSS_MB())
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert sum(line.startswith("REFUSED") for line in lines) == len(BOMBS), proc.stdout
-    assert float(lines[-1].split()[1]) < 400, lines[-1]  # nothing near the gigabytes those headers ask for
+    peak = float(lines[-1].split()[1])
+    print(f"decompression bombs: {len(BOMBS)} refused, peak RSS {peak:.0f} MB")  # -s shows it
+    assert peak < 400, lines[-1]  # nothing near the gigabytes those headers ask for
 
 
 def test_a_folder_with_bad_pictures_still_scores_the_good_ones(tmp_path):
@@ -407,6 +409,8 @@ def test_fuzz_pictures_cards_and_models(tmp_path, yunet_model):
     assert len(good) == 3 and all(len(r["faces"]) == 1 and "error" not in r for r in good)
     assert all(("error" in r) or r["faces"] is not None for r in records)
     rss = float(proc.stderr.rsplit("RSS_MB", 1)[1].split()[0])
+    print(f"fuzz batch: {len(records)} pictures, {sum('error' in r for r in records)} refused, "
+          f"peak RSS {rss:.0f} MB")  # -s shows it
     assert rss < FUZZ_RSS_LIMIT_MB, rss
 
     # cards: fields replaced by garbage of every type; each either loads or is one clear error

@@ -96,7 +96,10 @@ def test_each_task_has_its_heads_and_trains(task, outputs):
     compile_model(model, TrainConfig(data="", out="", arch="cnn", task=task), 1e-3)
     records = _records(2, 2)
     x = np.zeros((4, 32, 32, 3), np.float32)
-    logs = model.train_on_batch(x, labels_for(records, TASK_OUTPUTS[task]), return_dict=True)
+    from agegender.edge.card import new_training_card
+
+    groups = new_training_card(32, task, "crop").groups
+    logs = model.train_on_batch(x, labels_for(records, TASK_OUTPUTS[task], groups), return_dict=True)
     assert all(np.isfinite(v) for v in logs.values())
     out = model(x, training=False)
     assert {k: tuple(v.shape[1:]) for k, v in out.items()} == outputs

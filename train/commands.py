@@ -171,9 +171,10 @@ def cmd_evaluate(args) -> int:
     data = data_arg(args)
     if args.model.endswith(".keras"):
         require_training_stack("evaluate")
-    from agegender.train.evaluate import dataset_sources, evaluate_datasets, summary_markdown
+    from agegender.train.data import data_sources
+    from agegender.train.evaluate import evaluate_datasets, summary_markdown
 
-    reports = evaluate_datasets(args.model, dataset_sources(data, args.split_dir), split=args.split, out=args.out,
+    reports = evaluate_datasets(args.model, data_sources(data, args.split_dir), split=args.split, out=args.out,
                                 batch_size=args.batch_size, max_images=args.max_images,
                                 align_detector=args.align_detector, flip=args.flip)
     for report in reports.values():

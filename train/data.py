@@ -270,6 +270,27 @@ class DataSource:
                 "weight": self.weight}
 
 
+def data_sources(data, split_dir: Optional[str] = None, weights: Optional[dict] = None) -> list[DataSource]:
+    """DataSources from one ``[NAME=]PATH`` or several, as training and evaluation take them.
+
+    ``split_dir`` applies when there is one dataset; one unnamed dataset without shipped split files
+    of its own is taken as a UTKFace folder (the shipped UTKFace split), as before several datasets.
+    ``weights`` ({name: share of the draws}) must name datasets that are there."""
+    items = [data] if isinstance(data, str) else list(data)
+    sources = [DataSource.parse(item, split_dir if len(items) == 1 else None) for item in items]
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise DatasetError(f"two datasets share a name ({', '.join(names)}): name them with --data NAME=PATH")
+    if len(sources) == 1 and not split_dir and names[0] not in shipped_split_names():
+        sources[0] = dataclasses.replace(sources[0], name="utkface")
+    weights = weights or {}
+    unknown = set(weights) - {s.name for s in sources}
+    if unknown:
+        raise DatasetError(f"--data-weight names {', '.join(sorted(unknown))}, which is not among the datasets "
+                           f"({', '.join(s.name for s in sources)})")
+    return [dataclasses.replace(s, weight=float(weights.get(s.name, 1.0))) for s in sources]
+
+
 def dataset_name_of(path: str) -> str:
     """'utkface' for .../UTKFace/, 'aaf' for .../aaf/labels.csv."""
     path = os.path.abspath(path)

@@ -141,16 +141,15 @@ class FaceSequence(keras.utils.PyDataset):
         recs = [self.records[j] for j in idx]
         if self.label_fn is not None:
             return self.label_fn(recs)
-        return labels_for(recs, self.outputs)
+        return labels_for(recs, self.outputs, self.contract.age_groups)
 
     def __getitem__(self, index: int):
         x = self.images(index).astype(np.float32)
         return x, self.labels(index)
 
 
-def labels_for(records: Sequence[FaceRecord], outputs: Sequence[str],
-               groups: AgeGroups = AgeGroups()) -> dict:
-    """Targets for the named model outputs."""
+def labels_for(records: Sequence[FaceRecord], outputs: Sequence[str], groups: AgeGroups) -> dict:
+    """Targets for the named model outputs (age groups: the run's card's)."""
     out = {}
     ages = np.array([r.age for r in records], np.float32)
     if "age" in outputs:

@@ -181,12 +181,7 @@ def predict_records(model, records: Sequence, batch_size: int = 64, progress_eve
     started = time.time()
     for i, start in enumerate(range(0, len(records), batch_size)):
         chunk = records[start:start + batch_size]
-        inputs = model_inputs(model, chunk, landmarks)
-        raw = model.run(inputs, batch_size)
-        if flip:
-            mirrored = model.run(np.ascontiguousarray(inputs[:, :, ::-1]), batch_size)
-            raw = {k: (np.asarray(v, np.float64) + mirrored[k]) / 2 for k, v in raw.items()}
-        for name, value in raw.items():
+        for name, value in model.run(model_inputs(model, chunk, landmarks), batch_size, flip).items():
             outs.setdefault(name, []).append(np.asarray(value))
         if progress_every and (i + 1) % progress_every == 0:
             log.info("scored %d/%d batches (%.0f s)", i + 1, n_batches, time.time() - started)
@@ -202,21 +197,13 @@ def evaluate_model(model_path: str, data, split: str = "test", split_dir: Option
                    out: Optional[str] = None, batch_size: int = 64, max_images: Optional[int] = None,
                    align_detector: Optional[str] = None) -> EvaluationReport:
     """Score a model on one dataset (a path, or ``NAME=PATH``)."""
-    sources = dataset_sources(data, split_dir)
+    sources = data_mod.data_sources(data, split_dir)
     if len(sources) != 1:
         raise data_mod.DatasetError("evaluate_model scores one dataset; use evaluate_datasets for several")
     return evaluate_datasets(model_path, sources, split, out, batch_size, max_images,
                              align_detector)[sources[0].name]
 
 
-def dataset_sources(data, split_dir: Optional[str] = None) -> list:
-    """DataSources from one path or several (``[NAME=]PATH``); one unnamed dataset without shipped
-    split files of its own keeps the UTKFace split files, as before."""
-    items = [data] if isinstance(data, str) else list(data)
-    sources = [data_mod.DataSource.parse(item, split_dir if len(items) == 1 else None) for item in items]
-    if len(sources) == 1 and not split_dir and sources[0].name not in data_mod.shipped_split_names():
-        sources[0] = dataclasses.replace(sources[0], name="utkface")  # the old default: a UTKFace folder
-    return sources
 
 
 def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", out: Optional[str] = None,

@@ -21,13 +21,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from agegender.edge.detectors import YuNetDetector, cache_dir
+from agegender.edge.detectors import CROP_DETECT_MAX_SIDE, YuNetDetector, cache_dir, crop_landmarks
 from agegender.edge.files import atomic_write_bytes, sha256_file
 from agegender.edge.images import read_canonical
 
 log = logging.getLogger(__name__)
-
-MIN_SCORE = 0.8
 
 
 def cache_path(data: str, detector_path: str) -> str:
@@ -42,9 +40,9 @@ def detect_landmarks(records: Sequence, detector: YuNetDetector) -> dict[str, np
     found: dict[str, np.ndarray] = {}
     started = time.time()
     for i, rec in enumerate(records, 1):
-        faces = [f for f in detector.detect(read_canonical(rec.path)) if f.score >= MIN_SCORE]
-        if len(faces) == 1:
-            found[rec.name] = faces[0].landmarks.astype(np.float32)
+        points = crop_landmarks(detector, read_canonical(rec.path))
+        if points is not None:
+            found[rec.name] = points
         if i % 2000 == 0 or i == len(records):
             log.info("landmarks: %d/%d crops (%d with one face), %.0f s", i, len(records), len(found),
                      time.time() - started)
@@ -65,7 +63,7 @@ def load_landmarks(records: Sequence, data: str, detector_path: str,
     todo = [r for r in records if r.name not in tried]
     if todo:
         log.info("finding landmarks in %d crops (cached in %s)", len(todo), cache)
-        known.update(detect_landmarks(todo, YuNetDetector(detector_path, max_side=400)))
+        known.update(detect_landmarks(todo, YuNetDetector(detector_path, max_side=CROP_DETECT_MAX_SIDE)))
         tried.update(r.name for r in todo)
         buf = io.BytesIO()
         names = sorted(known)

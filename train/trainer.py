@@ -19,7 +19,6 @@ after the last finished epoch.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
@@ -35,7 +34,7 @@ import keras
 import numpy as np
 
 from agegender.edge.card import ModelCard, new_training_card
-from agegender.edge.files import atomic_write_bytes, portable_command
+from agegender.edge.files import atomic_write_bytes, portable_command, remove_partials
 from agegender.train import data as data_mod
 from agegender.train.dataset import FaceSequence
 from agegender.train.losses import AgeDistributionLoss, AgeMAE
@@ -79,23 +78,8 @@ class TrainConfig:
     command: str = ""
 
     def sources(self) -> list:
-        """The datasets as ``DataSource``s (``split_dir`` applies when there is one dataset)."""
-        items = [self.data] if isinstance(self.data, str) else list(self.data)
-        split_dir = self.split_dir if len(items) == 1 else None
-        weights = self.data_weights or {}
-        sources = [data_mod.DataSource.parse(item, split_dir) for item in items]
-        names = [s.name for s in sources]
-        if len(set(names)) != len(names):
-            raise data_mod.DatasetError(f"two datasets share a name ({', '.join(names)}): "
-                                        "name them with --data NAME=PATH")
-        unknown = set(weights) - set(names)
-        if unknown:
-            raise data_mod.DatasetError(f"--data-weight names {', '.join(sorted(unknown))}, "
-                                        f"which is not among the datasets ({', '.join(names)})")
-        if len(sources) == 1 and split_dir is None and not self.split_dir and sources[0].name not in \
-                data_mod.shipped_split_names():  # a single unnamed dataset keeps the UTKFace split
-            sources[0] = dataclasses.replace(sources[0], name="utkface")  # the old default: a UTKFace folder
-        return [dataclasses.replace(s, weight=float(weights.get(s.name, 1.0))) for s in sources]
+        """The datasets as ``DataSource``s with their shares of the draws (``data.data_sources``)."""
+        return data_mod.data_sources(self.data, self.split_dir, self.data_weights)
 
     def phases(self) -> list[tuple[str, int]]:
         """[(phase, epochs)] in order."""
@@ -168,10 +152,7 @@ class RunFolder:
     def __init__(self, out: str):
         self.out = out
         os.makedirs(out, exist_ok=True)
-        for name in os.listdir(out):  # what a killed run was writing (never a finished file)
-            if name.startswith(".partial-"):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(out, name))
+        remove_partials(out)  # what a killed run was writing
 
     def path(self, name: str) -> str:
         return os.path.join(self.out, name)
