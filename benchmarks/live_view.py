@@ -28,6 +28,7 @@ import time
 import cv2
 import numpy as np
 
+from agegender.edge.benchmark import write_json
 from agegender.edge.estimator import Estimator
 from agegender.edge.live_view import LiveView
 from agegender.edge.runner import run_loop
@@ -152,12 +153,7 @@ def main(argv=None) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(args.screenshot)), exist_ok=True)
         result["screenshot"] = {"file": os.path.basename(args.screenshot),
                                 **screenshot(args.screenshot, args.detector_model, args.wait)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+    print(write_json(result, args.json))
     return 0
 
 

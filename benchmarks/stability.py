@@ -19,7 +19,6 @@ The README sample (the astronaut) is listed on its own: its age and gender at ev
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -29,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from edge_checks import paste  # noqa: E402  (the same pasting as the edge checks)
 
 from agegender.edge.detectors import YuNetDetector  # noqa: E402
+from agegender.edge.benchmark import write_json  # noqa: E402
 from agegender.edge.estimator import Estimator  # noqa: E402
 from agegender.edge.images import list_images, read_canonical, read_image  # noqa: E402
 from agegender.edge.tracker import iou  # noqa: E402
@@ -138,12 +138,7 @@ def main(argv=None) -> int:
             frame, _ = paste(read_canonical(rec.path), rng, context="mirror")
             faces += per_face(runs_of(frame, estimator, detectors, rng, args.jitter, args.draws), ref)[:1]
         report["sets"][f"{source.name} {args.split}, pasted"] = summarise(faces)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+    print(write_json(report, args.json))
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(to_markdown(report) + "\n")

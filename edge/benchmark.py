@@ -229,6 +229,12 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(result: dict, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
+def write_json(result: dict, path: Optional[str]) -> str:
+    """The result as indented JSON; also written to ``path`` (its folder made) when one is given."""
+    text = json.dumps(result, indent=2)
+    if path:
+        from agegender.edge.files import atomic_write_bytes
+
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        atomic_write_bytes(path, (text + "\n").encode())
+    return text
