@@ -3,6 +3,9 @@
     from agegender.edge import Estimator, read_image
     faces = Estimator().predict(read_image("photo.jpg"))      # RGB
     faces = Estimator().predict(cv2.imread("photo.jpg"), colour="BGR")
+
+    video = VideoEstimator(Estimator())      # a stream: one per camera or video, frames in order
+    faces = video.process(frame)             # faces with track ids; detects and estimates less
 """
 
 
@@ -20,6 +23,10 @@ def __getattr__(name):  # lazy, so `import agegender.edge.contract` stays light
         from agegender.edge import estimator
 
         return getattr(estimator, name)
+    if name in ("VideoEstimator", "VideoOptions"):
+        from agegender.edge import video
+
+        return getattr(video, name)
     if name == "read_image":  # a file as 8-bit RGB, whatever its format (grey, alpha, 16-bit)
         from agegender.edge import images
 

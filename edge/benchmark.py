@@ -129,8 +129,11 @@ def benchmark_model(path: str, threads: Optional[int], warmup: int, runs: int) -
                           latency_stats(times))
 
 
-def synthetic_frames(crops: Sequence[np.ndarray], faces: int, n: int, size=(640, 480), seed: int = 0):
-    """n frames of `faces` face crops pasted side by side on a plain background, drifting slowly."""
+def synthetic_frames(crops: Sequence[np.ndarray], faces: int, n: int, size=(640, 480), seed: int = 0,
+                     same_faces: bool = False):
+    """n frames of `faces` face crops pasted side by side on a plain background, drifting slowly:
+    other crops in every frame (the still path's worst case), or with `same_faces` the same
+    people throughout (a video, for video mode)."""
     import cv2
 
     w, h = size
@@ -140,7 +143,8 @@ def synthetic_frames(crops: Sequence[np.ndarray], faces: int, n: int, size=(640,
     for i in range(n):
         frame = np.full((h, w, 3), 100, np.uint8)
         for k in range(faces):
-            crop = cv2.resize(crops[(i + k) % len(crops)], (side, side), interpolation=cv2.INTER_AREA)
+            crop = cv2.resize(crops[k % len(crops) if same_faces else (i + k) % len(crops)], (side, side),
+                              interpolation=cv2.INTER_AREA)
             x = 5 + k * (w // faces) + int(4 * np.sin(i / 5))
             y = (h - side) // 2 + int(rng.integers(-3, 4))
             frame[y:y + side, x:x + side] = crop
@@ -151,14 +155,23 @@ def synthetic_frames(crops: Sequence[np.ndarray], faces: int, n: int, size=(640,
 WARMUP_FRAMES = 3
 
 
-def benchmark_end_to_end(estimator, frames: Iterable[np.ndarray], warmup: int = WARMUP_FRAMES) -> dict:
+def benchmark_end_to_end(estimator, frames: Iterable[np.ndarray], warmup: int = WARMUP_FRAMES,
+                         video_options=None) -> dict:
     """Median ms per stage over the frames (any iterable: a list, or frames read from a camera or
-    video, whose read time is the capture stage), after `warmup` frames."""
+    video, whose read time is the capture stage), after `warmup` frames. Without `video_options`
+    the still path on every frame plus the IoU tracker (`agegender run --mode frames`); with them,
+    video mode (`agegender.edge.video`, `run`'s default for cameras and videos), whose p90 and mean
+    are given too, since most of its frames are cheap and a few run the full detector."""
     from agegender.edge.outputs import draw_faces
     from agegender.edge.runner import smooth_faces
     from agegender.edge.tracker import IoUTracker
 
     tracker = IoUTracker()
+    video = None
+    if video_options is not None:
+        from agegender.edge.video import VideoEstimator
+
+        video = VideoEstimator(estimator, video_options)
     stages = {k: [] for k in ("capture", "detect", "align", "infer", "track", "draw", "total")}
     faces_found = []
     frames = iter(frames)
@@ -169,19 +182,26 @@ def benchmark_end_to_end(estimator, frames: Iterable[np.ndarray], warmup: int = 
             break
         if warmup > 0:
             warmup -= 1
-            estimator.predict(frame)
+            estimator.predict(frame)  # warms the detector and the model; video mode starts afresh below
             continue
         t0 = time.perf_counter()
         stages["capture"].append(t0 - t_capture)
-        faces = estimator.predict(frame)
-        t1 = time.perf_counter()
-        faces = smooth_faces(faces, tracker, estimator)
-        t2 = time.perf_counter()
+        if video is not None:
+            faces = video.process(frame)
+            timings = video.timings
+            t1 = t2 = time.perf_counter()
+        else:
+            faces = estimator.predict(frame)
+            timings = estimator.timings
+            t1 = time.perf_counter()
+            faces = smooth_faces(faces, tracker, estimator)
+            t2 = time.perf_counter()
         draw_faces(frame, faces)
         t3 = time.perf_counter()
-        for key, value in estimator.timings.items():
+        for key, value in timings.items():
             stages[key].append(value)
-        stages["track"].append(t2 - t1)
+        if video is None:
+            stages["track"].append(t2 - t1)
         stages["draw"].append(t3 - t2)
         stages["total"].append(t3 - t_capture)
         faces_found.append(len(faces))
@@ -191,6 +211,11 @@ def benchmark_end_to_end(estimator, frames: Iterable[np.ndarray], warmup: int = 
     out["frames"] = len(stages["total"])
     out["fps_p50"] = 1000.0 / out["total"] if out["total"] > 0 else 0.0
     out["faces_found_mean"] = float(np.mean(faces_found))
+    out["total_p90"] = float(np.percentile(stages["total"], 90) * 1000)
+    out["total_mean"] = float(np.mean(stages["total"]) * 1000)
+    if video is not None:
+        out["full_detections"] = video.counts["full_detections"]
+        out["estimates"] = video.counts["estimates"]
     return out
 
 
@@ -221,6 +246,18 @@ def to_markdown(result: dict) -> str:
             lines.append(f"| {faces} | {r.get('faces_found_mean', 0):.1f} | " + " | ".join(
                 f"{r[k]:.2f}" for k in ("capture", "detect", "align", "infer", "track", "draw", "total"))
                 + f" | {fps} |")
+    if result.get("end_to_end_video"):
+        lines += ["", "Video mode (`agegender run`'s default for cameras and videos: the full detector now and then, "
+                  "a search around each face in between, age/gender until each face settles), ms per frame:", "",
+                  "| faces pasted | faces found (mean) | detect | align | infer | track | draw | total p50 | p90 "
+                  "| mean | FPS (p50) | full detections | estimates |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for faces, r in result["end_to_end_video"].items():
+            fps = f"{r['fps_p50']:.1f}" if faces_were_found(r) else "- (faces not found)"
+            lines.append(f"| {faces} | {r.get('faces_found_mean', 0):.1f} | " + " | ".join(
+                f"{r[k]:.2f}" for k in ("detect", "align", "infer", "track", "draw", "total", "total_p90",
+                                        "total_mean")) + f" | {fps} | {r['full_detections']}/{r['frames']} | "
+                f"{r['estimates']} |")
     lines += ["", f"Peak RSS: {result['peak_rss_mb']:.0f} MB"]
     if result.get("installed_mb"):
         sizes = result["installed_mb"]

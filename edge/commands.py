@@ -49,7 +49,7 @@ def add_run(sub) -> None:
     p = cli_args.add_command(
         sub, "run", help="the camera loop: live age/gender on a camera, video or pictures",
         description="Detect faces, align them like the training crops, estimate age and gender,\n"
-                    "track faces across frames and smooth their numbers. Shows live FPS.",
+                    "track faces across frames and keep their numbers steady. Shows live FPS.",
         epilog="""examples:
   agegender run --source 0 --display                 # laptop webcam, in a window
   agegender run --source picam --json faces.jsonl    # Raspberry Pi camera
@@ -78,7 +78,10 @@ and video outputs are flushed and closed either way.""")
     p.add_argument("--display", action="store_true", help="show a window (needs GUI OpenCV)")
     p.add_argument("--max-frames", type=cli_args.positive_int, default=None, help="stop after N frames")
     p.add_argument("--smoothing", type=cli_args.fraction, default=0.3,
-                   help="weight of the newest frame, in (0, 1] (1 = no smoothing; default %(default)s)")
+                   help="--mode frames: weight of the newest frame's estimate of a face, in (0, 1], scaled by "
+                        "the face's quality (1 = no smoothing; default %(default)s). Video mode averages a face's "
+                        "estimates, weighted by quality, over its last 20 or so")
+    add_video_mode_args(p)
     p.add_argument("--reconnect-seconds", type=cli_args.positive_float, default=10.0,
                    help="how long to keep reopening a camera that stopped delivering frames")
     p.add_argument("--serve", default=None, metavar="[HOST:]PORT", type=serve_address,
@@ -98,6 +101,47 @@ and video outputs are flushed and closed either way.""")
     p.add_argument("--serve-fps", type=cli_args.positive_float, default=15.0,
                    help="frames per second sent to each viewer at most (default %(default)s)")
     p.set_defaults(func=cmd_run)
+
+
+def add_video_mode_args(p) -> None:
+    from agegender.edge.video import VideoOptions
+
+    d = VideoOptions()
+    g = p.add_argument_group(
+        "video mode", "Cameras and video files run in video mode: the full-frame detector only now and then, a "
+        "cheap search around each tracked face in between, and age/gender per face until its answer settles. "
+        "Defaults measured on synthetic videos with known truth (benchmarks/video.md).")
+    g.add_argument("--mode", choices=["video", "frames"], default="video",
+                   help="video (default): detect less, estimate each face until it settles; frames: the still "
+                        "path on every frame, smoothed by an IoU tracker (the behaviour before video mode)")
+    g.add_argument("--detect-every", type=cli_args.positive_int, default=d.detect_every, metavar="N",
+                   help="run the full-frame detector at least every N frames (also when something moves outside "
+                        "the tracked faces, or a tracked face is not found; default %(default)s)")
+    g.add_argument("--reestimate-every", type=cli_args.positive_int, default=d.reestimate_every, metavar="K",
+                   help="estimate a settled face again every K frames (and at once when it changes much in size "
+                        "or pose; default %(default)s)")
+    g.add_argument("--settle-std", type=cli_args.positive_float, default=d.settle_age_std, metavar="YEARS",
+                   help=f"a face has settled when its last {d.settle_estimates} age estimates agree within this "
+                        "standard deviation and their gender calls agree (default %(default)s)")
+    g.add_argument("--roi-scale", type=cli_args.positive_float, default=d.roi_scale, metavar="BOXES",
+                   help="side of the region searched around each tracked face, in face boxes (default %(default)s)")
+    g.add_argument("--motion-threshold", type=cli_args.non_negative_float, default=d.motion_threshold,
+                   metavar="LEVELS", help="grey-level change outside the tracked faces that calls the full "
+                   "detector (a face walking in); 0 = only every --detect-every frames (default %(default)s)")
+    g.add_argument("--forget-after", type=cli_args.positive_int, default=d.forget_after, metavar="FRAMES",
+                   help="how long a face that left keeps its id for when it comes back (default %(default)s)")
+
+
+def video_options(args):
+    from agegender.edge.errors import AgeGenderError
+    from agegender.edge.video import VideoOptions
+
+    try:
+        return VideoOptions(detect_every=args.detect_every, reestimate_every=args.reestimate_every,
+                            settle_age_std=args.settle_std, roi_scale=args.roi_scale,
+                            motion_threshold=args.motion_threshold, forget_after=args.forget_after)
+    except ValueError as exc:
+        raise AgeGenderError(f"video mode: {exc}") from None
 
 
 def serve_address(text: str) -> tuple:
@@ -125,8 +169,10 @@ def cmd_run(args) -> int:
     from agegender.edge.runner import run_loop
     from agegender.edge.sources import open_source
     from agegender.edge.tracker import IoUTracker
+    from agegender.edge.video import VideoEstimator
 
     refuse_overwriting_the_source(args.source, args.output, args.json)
+    options = video_options(args)  # checked before anything opens
     estimator = make_estimator(args)
     source = open_source(args.source, reconnect_seconds=args.reconnect_seconds)
     live_view = None
@@ -147,9 +193,11 @@ def cmd_run(args) -> int:
         stop.set()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        sequential = getattr(source, "sequential", False)
         stats = run_loop(
             estimator, source,
-            tracker=IoUTracker(smoothing=args.smoothing) if getattr(source, "sequential", False) else None,
+            tracker=IoUTracker(smoothing=args.smoothing) if sequential and args.mode == "frames" else None,
+            video=VideoEstimator(estimator, options) if sequential and args.mode == "video" else None,
             json_writer=JsonLinesWriter(args.json) if args.json else None,
             output=AnnotatedOutput(args.output, getattr(source, "fps", 30.0),
                                    len(source.paths) if hasattr(source, "paths") else 0,
@@ -405,6 +453,7 @@ def cmd_benchmark(args) -> int:
     from agegender.edge import benchmark as B
     from agegender.edge import zoo
     from agegender.edge.estimator import Estimator
+    from agegender.edge.video import VideoOptions
 
     shipped = sorted((m for m in zoo.list_models() if m.kind == "age/gender"
                       and m.path.endswith((".tflite", ".onnx"))), key=lambda m: not m.default)
@@ -428,6 +477,11 @@ def cmd_benchmark(args) -> int:
         log.info("end to end: %d frames of %s", args.frames, args.source)
         frames = (f.image for f in itertools.islice(source, args.frames + B.WARMUP_FRAMES) if f.image is not None)
         result["end_to_end"][args.source] = B.benchmark_end_to_end(estimator, frames)
+        source.close()
+        source = open_source(args.source, reconnect_seconds=0)
+        frames = (f.image for f in itertools.islice(source, args.frames + B.WARMUP_FRAMES) if f.image is not None)
+        result["end_to_end_video"] = {args.source: B.benchmark_end_to_end(estimator, frames,
+                                                                          video_options=VideoOptions())}
         result["frame_size"] = "source"
         source.close()
     else:
@@ -441,6 +495,9 @@ def cmd_benchmark(args) -> int:
                 log.warning("end to end with %d face(s) per frame: the detector found %.1f on average, so its "
                             "FPS is not a figure for %d face(s); shown as '-'", faces, row["faces_found_mean"], faces)
             result["end_to_end"][str(faces)] = row
+            moving = B.synthetic_frames(crops, faces, args.frames + B.WARMUP_FRAMES, args.frame_size, same_faces=True)
+            result.setdefault("end_to_end_video", {})[str(faces)] = B.benchmark_end_to_end(
+                estimator, moving, video_options=VideoOptions()) | {"faces_expected": faces}
     result["installed_mb"] = B.installed_size_mb()
     result["peak_rss_mb"] = B.peak_rss_mb()
     text = B.to_markdown(result)

@@ -248,15 +248,18 @@ def warp_to_canonical(image_rgb: np.ndarray, matrix: np.ndarray, contract: Input
                           borderMode=cv2.BORDER_REPLICATE)
 
 
+def face_transform(contract: InputContract, landmarks=None, box=None) -> np.ndarray:
+    """The 2x3 transform from a frame to the canonical crop of one face: by landmarks, else by box."""
+    if landmarks is not None:
+        return landmark_transform(landmarks, contract)
+    if box is not None:
+        return box_transform(box, contract)
+    raise ValueError("need landmarks or a box to cut a face")
+
+
 def face_input(image_rgb: np.ndarray, contract: InputContract, landmarks=None, box=None) -> np.ndarray:
     """The model input for one face of a frame: aligned by landmarks, or by box."""
-    if landmarks is not None:
-        matrix = landmark_transform(landmarks, contract)
-    elif box is not None:
-        matrix = box_transform(box, contract)
-    else:
-        raise ValueError("need landmarks or a box to cut a face")
-    return crop_to_input(warp_to_canonical(image_rgb, matrix, contract), contract.size)
+    return crop_to_input(warp_to_canonical(image_rgb, face_transform(contract, landmarks, box), contract), contract.size)
 
 
 def canonical_input(crop: np.ndarray, contract: InputContract, landmarks=None) -> np.ndarray:

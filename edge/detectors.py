@@ -87,6 +87,7 @@ class YuNetDetector:
             raise AgeGenderError(f"{model_path}: not a YuNet detector model ({str(exc).strip()[:120]})") from None
         self.max_side = max_side
         self.model_path = model_path
+        self.score_threshold = score_threshold
         self._size = (320, 320)
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:

@@ -111,6 +111,16 @@ class Estimator:
         self.timings: dict[str, float] = {}
 
     @property
+    def lock(self) -> threading.RLock:
+        """Held while the detector or the model runs (they are not thread-safe)."""
+        return self._lock
+
+    @property
+    def detector_max_side(self) -> int:
+        """The longest side, in px, that frames are downscaled to for the detector."""
+        return self._detector_options["max_side"]
+
+    @property
     def detector(self):
         """The face detector, made on first use: pictures that are already face crops
         (``predict(..., aligned=True)``) never need one, nor the Haar fallback's warning."""

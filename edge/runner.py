@@ -1,7 +1,9 @@
 """The camera loop: frames -> faces -> tracked, smoothed results -> outputs.
 
-``run_loop`` drives any source through an Estimator, gives faces ids and smooths
-them with the IoU tracker (video and camera sources), writes JSON Lines, annotated
+``run_loop`` drives any source through an Estimator: video and camera sources in video
+mode (``agegender.edge.video.VideoEstimator``: detect less, estimate each face until it
+settles, ids through crossings), or frame by frame with the IoU tracker smoothing the
+still path's answers (``--mode frames``); pictures through the still path. It writes JSON Lines, annotated
 frames or video and an optional window, and reports frames per second. It stops at
 the end of a file, after ``max_frames``, on Ctrl-C, or when ``stop`` is set (the CLI
 sets it on SIGTERM); outputs are always flushed and closed.
@@ -74,7 +76,7 @@ def iso_utc(unix_seconds: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
-def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None, json_writer=None,
+def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None, video=None, json_writer=None,
              output=None, window=None, max_frames: Optional[int] = None, aligned: bool = False,
              stop: Optional[threading.Event] = None, on_result: Optional[Callable] = None,
              report_every: float = 5.0, live_view=None, pace_fps: Optional[float] = None) -> RunStats:
@@ -95,18 +97,21 @@ def run_loop(estimator: Estimator, source, tracker: Optional[IoUTracker] = None,
             faces = []
             if not frame.error:
                 try:
-                    faces = estimator.predict(frame.image, aligned=aligned)
+                    if video is not None:
+                        faces, timings = video.process(frame.image), video.timings
+                    else:
+                        faces, timings = estimator.predict(frame.image, aligned=aligned), estimator.timings
                 except Exception as exc:  # one bad frame must not end an unattended run
                     frame = dataclasses.replace(frame, image=None, error=f"{frame.source}: frame {frame.index} "
                                                 f"could not be processed ({type(exc).__name__}: {exc})")
                 else:
-                    for key, value in estimator.timings.items():
+                    for key, value in timings.items():
                         stage[key] += value
             if frame.error:
                 stats.errors += 1
                 log.error("%s", frame.error)
             t2 = time.perf_counter()
-            if tracker is not None and not frame.error:
+            if tracker is not None and video is None and not frame.error:
                 faces = smooth_faces(faces, tracker, estimator)
             t3 = time.perf_counter()
             stage["track"] += t3 - t2

@@ -33,7 +33,7 @@ def _value(x) -> Optional[float]:
     return None if x is None else float(x)
 
 
-def _blend(old: Optional[float], new, weight: float) -> Optional[float]:
+def blend(old: Optional[float], new, weight: float) -> Optional[float]:
     """Moving average of a value a model may not predict (None stays None)."""
     if new is None:
         return old
@@ -91,9 +91,9 @@ class IoUTracker:
                 self.tracks.append(track)
             else:
                 track.box = tuple(box)
-                track.age = _blend(track.age, ages[bi], a)
-                track.age_std = _blend(track.age_std, age_stds[bi], a)
-                track.female_prob = _blend(track.female_prob, female_probs[bi], a)
+                track.age = blend(track.age, ages[bi], a)
+                track.age_std = blend(track.age_std, age_stds[bi], a)
+                track.female_prob = blend(track.female_prob, female_probs[bi], a)
                 track.hits += 1
                 track.missed = 0
             out.append(track)
