@@ -12,11 +12,11 @@ command of each row.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 
+from agegender.edge.benchmark import write_report
 from agegender.train import data as data_mod
 from agegender.edge.card import ModelCard
 from agegender.train.evaluate import compute_metrics, predict_records
@@ -118,13 +118,7 @@ def main(argv=None) -> int:
             continue
         log.info("scoring %s", run)
         rows += rows_for(run, test, landmarks_for)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "zoo.json"), "w") as f:
-        json.dump({"test_images": len(test), "rows": rows}, f, indent=2)
-    text = to_markdown(rows, len(test))
-    with open(os.path.join(args.out, "zoo.md"), "w") as f:
-        f.write(text + "\n")
-    print(text)
+    write_report(args.out, "zoo", {"test_images": len(test), "rows": rows}, to_markdown(rows, len(test)))
     return 0
 
 

@@ -275,3 +275,13 @@ def write_json(result: dict, path: Optional[str]) -> str:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         atomic_write_bytes(path, (text + "\n").encode())
     return text
+
+
+def write_report(folder: str, name: str, result: dict, markdown: str) -> None:
+    """A benchmark's result as FOLDER/NAME.json and its table as FOLDER/NAME.md (folder made), and the
+    table printed."""
+    os.makedirs(folder, exist_ok=True)
+    write_json(result, os.path.join(folder, name + ".json"))
+    with open(os.path.join(folder, name + ".md"), "w") as f:
+        f.write(markdown + "\n")
+    print(markdown)
