@@ -38,8 +38,13 @@ def test_tiny_benchmark_run_and_json_schema(tmp_path, utkface_sample, yunet_mode
     for stages in result["end_to_end"].values():
         assert {"capture", "detect", "align", "infer", "track", "draw", "total", "fps_p50"} <= set(stages)
         assert stages["frames"] == 3
+    assert set(result["end_to_end_video"]) == {"1", "2", "4"}
+    for faces, row in result["end_to_end_video"].items():  # video mode: the same people in every frame
+        assert row["frames"] == 3 and row["faces_found_mean"] == int(faces)
+        assert row["full_detections"] == 1 and row["total_p90"] >= row["total"]
     assert result["installed_mb"]["numpy"] > 1
-    assert "| faces pasted | faces found (mean) |" in (tmp_path / "b.md").read_text()
+    markdown = (tmp_path / "b.md").read_text()
+    assert "| faces pasted | faces found (mean) |" in markdown and "Video mode" in markdown
 
 
 def test_benchmark_on_a_video_source_and_without_any_data(tmp_path, yunet_model, monkeypatch):
@@ -58,8 +63,9 @@ def test_benchmark_on_a_video_source_and_without_any_data(tmp_path, yunet_model,
     out = tmp_path / "video.json"
     assert main(["benchmark", "--runs", "3", "--warmup", "1", "--frames", "5", "--source", video,
                  "--detector-model", str(yunet_model), "--json", str(out)]) == 0
-    stages = json.loads(out.read_text())["end_to_end"][video]
-    assert stages["frames"] == 5 and stages["capture"] > 0 and stages["faces_found_mean"] == 1
+    result = json.loads(out.read_text())
+    for stages in (result["end_to_end"][video], result["end_to_end_video"][video]):
+        assert stages["frames"] == 5 and stages["capture"] > 0 and stages["faces_found_mean"] == 1
     # no crops folder, no $AGEGENDER_DATA: the synthetic frames come from the shipped sample photo
     out = tmp_path / "sample.json"
     assert main(["benchmark", "--runs", "3", "--warmup", "1", "--frames", "3",
