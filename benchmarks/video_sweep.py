@@ -19,6 +19,7 @@ import os
 import sys
 
 import cv2
+import numpy as np
 
 from agegender.edge import synthetic_video as SV
 from agegender.edge.benchmark import machine_info, write_report
@@ -56,8 +57,9 @@ def main(argv=None) -> int:
     cv2.setNumThreads(1)
     records, _ = data_mod.read_dataset(args.data, check_content=False)
     test = [r for r in data_mod.select_split(records, "test") if r.age <= 90]
-    faces = [SV.ActorFace(read_canonical(r.path), float(r.age), bool(r.gender))
-             for r in data_mod.stratified_sample(test, args.videos * 7 + 10, seed=4)]
+    chosen = data_mod.stratified_sample(test, args.videos * 7 + 10, seed=4)
+    faces = [SV.ActorFace(read_canonical(chosen[i].path), float(chosen[i].age), bool(chosen[i].gender))
+             for i in np.random.default_rng(4).permutation(len(chosen))]  # every set spans the ages
     videos = [v for vs in video_sets(faces, args.videos).values() for v in vs]
     estimator = Estimator(model=args.model, detector=args.detector_model, threads=1)
     for frame, _ in videos[0]:  # warm-up

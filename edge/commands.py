@@ -63,9 +63,10 @@ and video outputs are flushed and closed either way.""")
     p.add_argument("--source", default="0", help="picam | camera index | video | image | folder | glob (default 0)")
     add_common_model_args(p)
     p.add_argument("--flip", action="store_true",
-                   help="also estimate every face mirrored and average the two: steadier and a little more "
-                        "accurate, twice the model time (about 1.3 ms more per face at 1 thread); off by default "
-                        "in video, where the tracker already averages over frames")
+                   help="also estimate every face mirrored and average the two, twice the model time (about "
+                        "1.3 ms more per face at 1 thread); off by default in run: on the synthetic videos of "
+                        "benchmarks/README.md it made video mode's ages worse (+0.67 y), while video mode already "
+                        "averages each face over its estimates")
     p.add_argument("--json", default=None,
                    help="append JSON Lines (one object per frame) to this file ('-' = stdout)")
     p.add_argument("--output", default=None,

@@ -166,12 +166,13 @@ class Estimator:
                 log.info("no YuNet: face crops are fed as they are, not re-aligned by their landmarks")
         return self._crop_landmarker or None
 
-    def infer(self, inputs: np.ndarray) -> list[AgeGender]:
-        """Model inputs (N, S, S, 3) uint8 -> decoded results."""
+    def infer(self, inputs: np.ndarray, flip: Optional[bool] = None) -> list[AgeGender]:
+        """Model inputs (N, S, S, 3) uint8 -> decoded results; flip: this call's choice (None: the
+        estimator's)."""
         if len(inputs) == 0:
             return []
         with self._lock:
-            raw = self.model.run(inputs, flip=self.flip)
+            raw = self.model.run(inputs, flip=self.flip if flip is None else flip)
         return self.model.decode(raw)
 
     # --- the one obvious method ------------------------------------------------

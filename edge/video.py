@@ -11,11 +11,10 @@ not change, so most of the still path's work is repeated. Per frame, video mode 
 
 1. **Find the faces.** The full-frame detector runs only every ``detect_every`` frames,
    when something moved outside the tracked faces (a new face entering: an 80x60 grey
-   thumbnail differs from the previous frame's by more than ``motion_threshold``), or
-   when a tracked face was not found. In between, the detector runs on a small region
-   around each track (``roi_scale`` face boxes, the face seen at ``track_face_px``, or at
-   the full detector's scale when an estimate is due), which keeps boxes and landmarks
-   current for about a fifth of the cost.
+   thumbnail differs from the previous frame's by more than ``motion_threshold``), when a
+   tracked face was not found, or when a face is due for an estimate. In between, the
+   detector runs on a small region around each track (``roi_scale`` face boxes, the face
+   seen at ``track_face_px``), which keeps boxes current for a fraction of the cost.
 2. **Keep ids.** Detections are matched to tracks by overlap with the track's predicted
    box (constant velocity) plus the similarity of their look (``agegender.edge.appearance``),
    so two crossing faces keep their ids; a track that is not found is remembered for
@@ -23,15 +22,19 @@ not change, so most of the still path's work is repeated. Per frame, video mode 
    back, wherever it reappears.
 3. **Estimate only what may have changed.** A track is estimated on every frame until its
    last ``settle_estimates`` ages agree within ``settle_age_std`` years and their gender
-   calls agree, then every ``reestimate_every`` frames, or at once when its size changes
-   by ``reestimate_size_change`` or its yaw by ``reestimate_yaw_change``. The answer is
-   the mean of the track's estimates, each weighted by the face's quality (so a profile
-   frame barely moves it), older ones fading over ``memory`` estimates. A face that another face overlaps may be partly
-   hidden: it is not estimated then (unless it has no answer yet), nor is its look learnt.
+   calls agree, then every ``reestimate_every`` frames, or soon after its size changes by
+   ``reestimate_size_change`` or its yaw by ``reestimate_yaw_change``. Estimates are made
+   from the full detector's landmarks only, so each is the still path's answer for that
+   frame. The answer is the mean of the track's estimates, each weighted by the face's
+   quality (so a profile frame barely moves it), older ones fading over ``memory``
+   estimates. Mirror-image averaging (``flip``) follows the Estimator unless set: `run`
+   leaves it off, as on the synthetic videos it made video mode's ages worse, not better.
+   A face that another face overlaps may be partly hidden: it is not estimated then
+   (unless it has no answer yet), nor is its look learnt.
 
-The defaults come from the sweep in ``benchmarks/video.md`` (accuracy and ms per frame on
-synthetic videos with known truth). Not thread-safe: one VideoEstimator per stream (the
-Estimator it wraps may be shared).
+The defaults come from the sweep in ``benchmarks/README.md`` (``benchmarks/video_sweep.py``:
+accuracy and ms per frame on synthetic videos with known truth). Not thread-safe: one
+VideoEstimator per stream (the Estimator it wraps may be shared).
 """
 from __future__ import annotations
 
@@ -72,10 +75,9 @@ CROWDED_WEIGHT = 0.05  # the weight of an estimate made while crowded (a new fac
 
 @dataclasses.dataclass
 class RegionDetection(Detection):
-    """A face found in a track's region; `precise` when searched as the full detector sees the frame
-    (landmarks good enough to estimate from), else at `track_face_px` (only where it is)."""
-
-    precise: bool = True
+    """A face found in a track's region, seen small (at `track_face_px`): good enough to follow the face,
+    not to estimate from. Estimates are made from the full detector's landmarks only, so they are the
+    still path's for the same frame."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +96,7 @@ class VideoOptions:
     forget_after: int = 150
     reid_similarity: float = REID_SIMILARITY
     memory: int = 20
+    flip: Optional[bool] = None  # average each estimate with the mirror image's; None: as the Estimator does
 
     def __post_init__(self):
         if self.detect_every < 1 or self.settle_estimates < 1 or self.reestimate_every < 1:
@@ -130,7 +133,7 @@ class VideoTrack:
     path: list = dataclasses.field(default_factory=list)  # (frame, centre) of its last clear frames
     provisional: bool = False  # its answer so far comes from partly hidden views only
     weight_sum: float = 0.0  # of its estimates' weights, fading with `memory`
-    wants_estimate: bool = False  # its size or pose changed: estimate at the next precise view
+    wants_estimate: bool = False  # its size or pose changed: estimate at the next full detection
 
     @property
     def side(self) -> float:
@@ -155,20 +158,6 @@ class VideoTrack:
 def centre(box) -> np.ndarray:
     x, y, w, h = box
     return np.array([x + w / 2, y + h / 2], float)
-
-
-def cut_padded(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
-    """The side x side square at (x0, y0) of an image, its parts outside the image filled by
-    repeating the border."""
-    height, width = image.shape[:2]
-    top, left = max(0, -y0), max(0, -x0)
-    bottom, right = max(0, y0 + side - height), max(0, x0 + side - width)
-    inner = image[max(0, y0):min(height, y0 + side), max(0, x0):min(width, x0 + side)]
-    if inner.size == 0:
-        return np.zeros((side, side, 3), image.dtype)
-    if top or left or bottom or right:
-        inner = cv2.copyMakeBorder(inner, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    return np.ascontiguousarray(inner)
 
 
 def region_detector(detector, score_threshold: float):
@@ -304,6 +293,7 @@ class VideoEstimator:
         visible = [t for t in self.tracks if t.last_seen == i - 1]
         thumbnail = motion_thumbnail(image)
         full = (i - self._last_full >= self.options.detect_every or self._previous_thumbnail is None
+                or any(self._estimate_due(t, i) for t in visible)
                 or (self.options.motion_threshold > 0 and moved_outside(
                     self._previous_thumbnail, thumbnail, [t.predicted_box(i) for t in visible] +
                     [t.detection.box for t in visible], image.shape, self.options.motion_threshold,
@@ -314,8 +304,8 @@ class VideoEstimator:
         descriptors = [self._describe(image, d) for d in detections]
         matched, _ = match_tracks(self.tracks, detections, descriptors, i, self.options.reid_similarity)
         found = sum(1 for t in matched.values() if t.last_seen == i - 1)
-        if not full and found < len(visible):  # a tracked face was not found near where it was
-            full = True
+        if not full and (found < len(visible) or len(matched) < len(detections)):
+            full = True  # a tracked face not found near where it was, or another face beside it
         detect_s, track_s = t1 - t0, time.perf_counter() - t1
         if full:
             t1 = time.perf_counter()
@@ -337,48 +327,30 @@ class VideoEstimator:
 
     # --- the steps ------------------------------------------------------------------
     def _search_regions(self, image: np.ndarray, tracks: Sequence[VideoTrack], frame_index: int) -> list[Detection]:
-        """The detector on a small square region around each track's predicted box.
-
-        A track due for an estimate is searched in the frame as the full detector sees it
-        (downscaled the same way), so its landmarks, and so its estimate, are the still
-        path's; the others at `track_face_px`. Region sides are rounded up to REGION_STEP px,
-        so the detector's input size (which it re-plans when it changes) rarely changes."""
+        """The detector on a small square region around each track's predicted box, the face seen at
+        `track_face_px` (the Haar fallback: as the full detector sees it). Region sides are rounded up
+        to REGION_STEP px, so the detector's input size (which it re-plans when it changes) rarely does."""
         height, width = image.shape[:2]
         detect_scale = min(1.0, self.estimator.detector_max_side / max(height, width))
-        detector_view = None
         found = []
         for track in tracks:
             box = track.predicted_box(frame_index)
             c, side = centre(box), self.options.roi_scale * max(box[2], box[3])
-            if self._estimate_due(track, frame_index) or not self._coarse_search:  # as the full detector sees it
-                if detector_view is None:
-                    detector_view = image if detect_scale >= 1.0 else cv2.resize(
-                        image, (max(1, round(width * detect_scale)), max(1, round(height * detect_scale))),
-                        interpolation=cv2.INTER_AREA)
-                source, scale = detector_view, detector_view.shape[1] / width
-            else:
-                source, scale = image, min(1.0, self.options.track_face_px / max(track.side, 1.0))
+            scale = min(1.0, self.options.track_face_px / max(track.side, 1.0)) if self._coarse_search else detect_scale
             target = int(math.ceil(side * scale / REGION_STEP) * REGION_STEP)
-            x0, y0 = c[0] * scale - target / 2, c[1] * scale - target / 2  # region corner in the source
-            if source is not image:  # on the full detector's grid (its strides): the same outputs as there
-                x0, y0 = (math.floor(x0 / REGION_STEP) * REGION_STEP, math.floor(y0 / REGION_STEP) * REGION_STEP)
-                target += REGION_STEP
-            if source is image:
-                to_region = np.array([[scale, 0, -x0], [0, scale, -y0]], np.float32)
-                region = cv2.warpAffine(image, to_region, (target, target), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE)
-            else:  # whole pixels of the detector's view: the same values the full detector sees
-                region = cut_padded(source, x0, y0, target)
+            x0, y0 = c[0] * scale - target / 2, c[1] * scale - target / 2  # region corner, scaled
+            to_region = np.array([[scale, 0, -x0], [0, scale, -y0]], np.float32)
+            region = cv2.warpAffine(image, to_region, (target, target), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE)
             with self.estimator.lock:
                 raw = self._region_detector.detect(region)
             self.counts["region_searches"] += 1
-            precise = source is not image
             offset = np.array([x0, y0], np.float32)
             for d in raw:
                 bx, by, bw, bh = d.box
                 landmarks = None if d.landmarks is None else (d.landmarks + offset) / scale
                 found.append(RegionDetection(((bx + x0) / scale, (by + y0) / scale, bw / scale, bh / scale),
-                                             d.score, landmarks, precise=precise))
+                                             d.score, landmarks))
         return self.estimator.select(dedupe(found))
 
     def _describe(self, image: np.ndarray, detection: Detection) -> np.ndarray:
@@ -416,24 +388,26 @@ class VideoEstimator:
 
     def _estimate_due(self, track: VideoTrack, i: int) -> bool:
         """Due: not settled yet, `reestimate_every` frames since the last estimate, or asked for by a
-        change of size or pose seen in a coarse search."""
+        change of size or pose seen in a region search. A due estimate calls the full detector."""
         return (track.wants_estimate or not track.settled(self.options)
                 or i - track.last_estimate_frame >= self.options.reestimate_every)
 
     def _needs_estimate(self, track: VideoTrack, i: int) -> bool:
-        """Estimate now? Only from precise landmarks, and never while another face overlaps it (it may be
-        partly hidden) unless it has no answer yet. A change of size or pose seen in a coarse search asks
-        for an estimate in the next frame, whose search is then precise."""
+        """Estimate now? Only from the full detector's landmarks (so an estimate is the still path's for
+        that frame), and never while another face overlaps it (it may be partly hidden) unless it has no
+        answer yet. Since the full detector runs anyway, a face due within the next third of
+        `reestimate_every` frames is estimated with the others."""
         o = self.options
         if track.crowded and track.estimates > 0:
             return False
         changed = abs(track.side / max(track.last_estimate_side, 1e-6) - 1.0) > o.reestimate_size_change
         yaw = track.quality.yaw if track.quality is not None else 0.0
         changed = changed or abs(yaw - track.last_estimate_yaw) > o.reestimate_yaw_change
-        if not getattr(track.detection, "precise", True):
+        if isinstance(track.detection, RegionDetection):
             track.wants_estimate = track.wants_estimate or changed
             return False
-        return changed or self._estimate_due(track, i)
+        soon = i - track.last_estimate_frame >= o.reestimate_every * 2 / 3
+        return changed or soon or self._estimate_due(track, i)
 
     def _estimate(self, image: np.ndarray, tracks: Sequence[VideoTrack], i: int) -> tuple[float, float]:
         if not tracks:
@@ -442,7 +416,7 @@ class VideoEstimator:
         detections = [t.detection for t in tracks]
         inputs = self.estimator.align(image, detections)
         t1 = time.perf_counter()
-        faces = self.estimator.faces_from(image, detections, self.estimator.infer(inputs))
+        faces = self.estimator.faces_from(image, detections, self.estimator.infer(inputs, flip=self.options.flip))
         self.counts["estimates"] += len(tracks)
         for track, face in zip(tracks, faces):
             weight = 1.0 if face.quality is None else max(MIN_QUALITY_WEIGHT, face.quality.score)
