@@ -102,5 +102,5 @@ def test_the_readme_python_blocks_run(tmp_path, yunet_model):
                               timeout=120)
         assert proc.returncode == 0, f"{block}\n{proc.stderr}"
         still = re.search(r"\(\d+, \d+, \d+, \d+\) [\d.]+ [\d.]+ \w+ (female|male) ", proc.stdout)
-        video = re.search(r"\[\(1, [\d.]+, '(female|male)'\)\] \{'frames': 3, 'full_detections': 1", proc.stdout)
+        video = re.search(r"\[\(1, [\d.]+, '(female|male)'\)\] \{'frames': 3, 'full_detections': \d", proc.stdout)
         assert still or video, proc.stdout
