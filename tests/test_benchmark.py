@@ -41,7 +41,7 @@ def test_tiny_benchmark_run_and_json_schema(tmp_path, utkface_sample, yunet_mode
     assert set(result["end_to_end_video"]) == {"1", "2", "4"}
     for faces, row in result["end_to_end_video"].items():  # video mode: the same people in every frame
         assert row["frames"] == 3 and row["faces_found_mean"] == int(faces)
-        assert row["full_detections"] == 1 and row["total_p90"] >= row["total"]
+        assert 1 <= row["full_detections"] <= 3 and row["estimates"] >= int(faces) and row["total_p90"] >= row["total"]
     assert result["installed_mb"]["numpy"] > 1
     markdown = (tmp_path / "b.md").read_text()
     assert "| faces pasted | faces found (mean) |" in markdown and "Video mode" in markdown
