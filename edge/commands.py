@@ -54,6 +54,7 @@ def add_run(sub) -> None:
   agegender run --source 0 --display                 # laptop webcam, in a window
   agegender run --source picam --json faces.jsonl    # Raspberry Pi camera
   agegender run --source clip.mp4 --output annotated.mp4 --max-frames 300
+  agegender run --source clip.mp4 --mode frames      # the still path on every frame
   agegender run --source photos/ --output annotated/ # a folder of pictures
   agegender run --source picam --serve 0.0.0.0:8080 --serve-token SECRET
                         # headless Pi: open http://PI:8080/?token=SECRET in a browser
@@ -111,7 +112,7 @@ def add_video_mode_args(p) -> None:
     g = p.add_argument_group(
         "video mode", "Cameras and video files run in video mode: the full-frame detector only now and then, a "
         "cheap search around each tracked face in between, and age/gender per face until its answer settles. "
-        "Defaults measured on synthetic videos with known truth (benchmarks/video.md).")
+        "Defaults measured on synthetic videos with known truth (benchmarks/README.md, video mode).")
     g.add_argument("--mode", choices=["video", "frames"], default="video",
                    help="video (default): detect less, estimate each face until it settles; frames: the still "
                         "path on every frame, smoothed by an IoU tracker (the behaviour before video mode)")
@@ -119,13 +120,16 @@ def add_video_mode_args(p) -> None:
                    help="run the full-frame detector at least every N frames (also when something moves outside "
                         "the tracked faces, or a tracked face is not found; default %(default)s)")
     g.add_argument("--reestimate-every", type=cli_args.positive_int, default=d.reestimate_every, metavar="K",
-                   help="estimate a settled face again every K frames (and at once when it changes much in size "
+                   help="estimate a settled face again every K frames (and soon when it changes much in size "
                         "or pose; default %(default)s)")
     g.add_argument("--settle-std", type=cli_args.positive_float, default=d.settle_age_std, metavar="YEARS",
                    help=f"a face has settled when its last {d.settle_estimates} age estimates agree within this "
                         "standard deviation and their gender calls agree (default %(default)s)")
     g.add_argument("--roi-scale", type=cli_args.positive_float, default=d.roi_scale, metavar="BOXES",
                    help="side of the region searched around each tracked face, in face boxes (default %(default)s)")
+    g.add_argument("--track-face-px", type=cli_args.positive_float, default=d.track_face_px, metavar="PX",
+                   help="how large a tracked face is seen in its region between full detections; smaller is "
+                        "cheaper but loses faces (32 px did; default %(default)s)")
     g.add_argument("--motion-threshold", type=cli_args.non_negative_float, default=d.motion_threshold,
                    metavar="LEVELS", help="grey-level change outside the tracked faces that calls the full "
                    "detector (a face walking in); 0 = only every --detect-every frames (default %(default)s)")
@@ -140,6 +144,7 @@ def video_options(args):
     try:
         return VideoOptions(detect_every=args.detect_every, reestimate_every=args.reestimate_every,
                             settle_age_std=args.settle_std, roi_scale=args.roi_scale,
+                            track_face_px=args.track_face_px,
                             motion_threshold=args.motion_threshold, forget_after=args.forget_after)
     except ValueError as exc:
         raise AgeGenderError(f"video mode: {exc}") from None
