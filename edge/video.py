@@ -19,7 +19,9 @@ not change, so most of the still path's work is repeated. Per frame, video mode 
    box (constant velocity) plus the similarity of their look (``agegender.edge.appearance``),
    so two crossing faces keep their ids; a track that is not found is remembered for
    ``forget_after`` frames and a face that looks like it (``reid_similarity``) gets its id
-   back, wherever it reappears.
+   back, wherever it reappears. A face walking in through the frame's edge, while faces that
+   left are remembered, has no id (null) until it is seen whole: only then is its look
+   compared with theirs.
 3. **Estimate only what may have changed.** A track is estimated on every frame until its
    last ``settle_estimates`` ages agree within ``settle_age_std`` years and their gender
    calls agree, then every ``reestimate_every`` frames, or soon after its size changes by
@@ -69,6 +71,7 @@ POSITION_GATE_FRAMES = 30  # beyond this many frames unseen, a track is matched 
 MIN_OVERLAP = 0.1  # predicted box vs detection, for a match by position
 LOST_LOOK = 0.5  # a track unseen for a few frames is matched near where it should be only if this alike
 VELOCITY_FRAMES = 10  # the motion of a track is measured over its last clear frames, at most this many
+CONFIRM_FRAMES = 15  # a face walking in gets its id when seen whole, or after this many frames
 CROWDED = 0.1  # a face whose box another face's box covers this much may be partly hidden: not estimated
 CROWDED_WEIGHT = 0.05  # the weight of an estimate made while crowded (a new face's first), beside clear ones
 
@@ -133,6 +136,9 @@ class VideoTrack:
     path: list = dataclasses.field(default_factory=list)  # (frame, centre) of its last clear frames
     provisional: bool = False  # its answer so far comes from partly hidden views only
     weight_sum: float = 0.0  # of its estimates' weights, fading with `memory`
+    first_seen: int = 0
+    confirmed: bool = True  # has an id to show (a face walking in gets one once seen whole)
+    clear_look: bool = True  # its descriptor comes from a whole, unhidden view
     wants_estimate: bool = False  # its size or pose changed: estimate at the next full detection
 
     @property
@@ -250,6 +256,16 @@ def inside(point, box) -> bool:
     return x <= point[0] <= x + w and y <= point[1] <= y + h
 
 
+def inside_frame(box, frame_shape, margin: float = 0.15) -> bool:
+    """True when the box keeps `margin` face sides from every edge of the frame. The detector's box of
+    a face cut by the edge covers only what is visible, so it ends at the edge: a face that close to it
+    may not be whole."""
+    x, y, w, h = box
+    height, width = frame_shape[:2]
+    gap = max(2.0, margin * max(w, h))
+    return x >= gap and y >= gap and x + w <= width - gap and y + h <= height - gap
+
+
 def covered_fraction(box, others: Sequence) -> float:
     """How much of a box other boxes cover (the largest single overlap, over the box's area)."""
     x, y, w, h = box
@@ -317,7 +333,7 @@ class VideoEstimator:
             matched, _ = match_tracks(self.tracks, detections, descriptors, i, self.options.reid_similarity)
             detect_s, track_s = detect_s + t2 - t1, track_s + time.perf_counter() - t2
         t2 = time.perf_counter()
-        shown = self._update_tracks(detections, descriptors, matched, i)
+        shown = self._update_tracks(detections, descriptors, matched, i, image.shape)
         track_s += time.perf_counter() - t2
         align_s, infer_s = self._estimate(image, [t for t in shown if self._needs_estimate(t, i)], i)
         self.tracks = [t for t in self.tracks if i - t.last_seen <= self.options.forget_after]
@@ -356,15 +372,17 @@ class VideoEstimator:
     def _describe(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         return face_descriptor(image, self.estimator.contract, landmarks=detection.landmarks, box=detection.box)
 
-    def _update_tracks(self, detections, descriptors, matched: dict, i: int) -> list[VideoTrack]:
+    def _update_tracks(self, detections, descriptors, matched: dict, i: int, frame_shape) -> list[VideoTrack]:
         shown = []
         boxes = [d.box for d in detections]
         for di, detection in enumerate(detections):
             crowded = covered_fraction(detection.box, boxes[:di] + boxes[di + 1:]) > CROWDED
+            whole = inside_frame(detection.box, frame_shape)
             track = matched.get(di)
             if track is None:
                 track = VideoTrack(self._next_id, detection, descriptors[di], last_seen=i,
-                                   path=[] if crowded else [(i, centre(detection.box))])
+                                   path=[] if crowded else [(i, centre(detection.box))],
+                                   first_seen=i, confirmed=whole, clear_look=whole and not crowded)
                 self._next_id += 1
                 self.tracks.append(track)
             else:
@@ -378,13 +396,36 @@ class VideoEstimator:
                     track.last_estimate_frame = -(10 ** 9)
                 track.detection, track.last_seen = detection, i
                 good = detection.landmarks is None or face_quality(detection.landmarks).score >= LOW_QUALITY
-                if good and not crowded:  # the look is learnt from clear, unhidden views only
-                    mixed = 0.8 * track.descriptor + 0.2 * descriptors[di]
+                if good and whole and not crowded:  # the look is learnt from clear, whole, unhidden views only
+                    mixed = 0.8 * track.descriptor + 0.2 * descriptors[di] if track.clear_look else descriptors[di]
                     track.descriptor = mixed / (np.linalg.norm(mixed) + 1e-6)
+                    track.clear_look = True
             track.quality = face_quality(detection.landmarks) if detection.landmarks is not None else None
             track.crowded = crowded
             shown.append(track)
-        return shown
+        return [self._confirm(t, i) for t in shown]
+
+    def _confirm(self, track: VideoTrack, i: int) -> VideoTrack:
+        """A face first seen cut by the frame's edge (walking in) while faces that left are remembered has
+        no id until it is seen whole (or for CONFIRM_FRAMES frames): then, if it looks like one of them,
+        it is that face again and takes its id and answer; else it gets its own id."""
+        if track.confirmed:
+            return track
+        gone = [t for t in self.tracks if t.confirmed and t.last_seen < track.first_seen]
+        if gone and not (track.clear_look or i - track.first_seen >= CONFIRM_FRAMES):
+            return track  # it may be one of them: wait for a whole view
+        track.confirmed = True
+        best = max(gone, key=lambda t: similarity(t.descriptor, track.descriptor), default=None)
+        if best is None or not track.clear_look or similarity(best.descriptor, track.descriptor) < self.options.reid_similarity:
+            return track
+        for key in ("detection", "last_seen", "path", "velocity", "quality", "crowded"):
+            setattr(best, key, getattr(track, key))
+        for key in ("age", "age_std", "female_prob", "age_group"):  # the old answer, unless it had none
+            if getattr(best, key) is None:
+                setattr(best, key, getattr(track, key))
+        best.last_estimate_frame = -(10 ** 9)  # look again
+        self.tracks.remove(track)
+        return best
 
     def _estimate_due(self, track: VideoTrack, i: int) -> bool:
         """Due: not settled yet, `reestimate_every` frames since the last estimate, or asked for by a
@@ -447,4 +488,4 @@ class VideoEstimator:
         group = decide_age_group(track.age, groups) if track.age is not None else track.age_group
         d = track.detection
         return Face(clip_box(d.box, width, height), d.score, track.age, track.age_std, group, gender, gender_prob,
-                    track.female_prob, id=track.id, quality=track.quality)
+                    track.female_prob, id=track.id if track.confirmed else None, quality=track.quality)

@@ -184,3 +184,32 @@ def test_run_uses_video_mode_for_videos_and_keeps_the_old_path_as_an_option(acto
     done = subprocess.run(base + ["--roi-scale", "1.0"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
         "agegender run: video mode: roi_scale must be at least 1.2 face boxes"]
+
+
+@pytest.fixture(scope="module")
+def photo_actors(photos_dir, estimator):
+    """Faces cut from the project's photos (real photographs, not dataset crops), framed like the
+    training crops; their ages are unknown, so only the ids are scored with them."""
+    from agegender.edge.images import read_image
+
+    actors = []
+    for name in ("Tom_Hanks_54745.png", "alex_lacamoire1.jpg", "biden.jpg", "obama.jpg"):
+        image = read_image(str(photos_dir / name))
+        x, y, w, h = estimator.detect(image)[0].box
+        side = 1.6 * max(w, h)
+        square = np.float32([[200 / side, 0, 100 - 200 / side * (x + w / 2)],
+                             [0, 200 / side, 100 - 200 / side * (y + h / 2)]])
+        crop = cv2.warpAffine(image, square, (200, 200), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        actors.append(SV.ActorFace(crop, age=0.0, female=False, name=name))
+    return actors
+
+
+@pytest.mark.parametrize("scene", ["crossing", "re-entry"])
+def test_ids_survive_with_faces_from_real_photos(photo_actors, actors, estimator, scene):
+    if scene == "crossing":
+        video = SV.crossing(photo_actors[:2])
+    else:
+        video = SV.reentry([photo_actors[2], actors[0]])
+    score, _ = run_video(estimator, video)
+    assert score["id_switches"] == 0, score
+    assert score["found_fraction"] >= 0.95 and score["false_faces"] <= 2, score
