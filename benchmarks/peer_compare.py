@@ -159,10 +159,8 @@ def video_sets(faces: list, per_count: int) -> dict:
             k += count
             videos.append(SV.moving(chosen, count, frames=90, seed=v))
         sets[f"{count} moving face{'s' if count > 1 else ''}"] = videos
-    trial = lambda i: faces[(k + i) % len(faces)]
-    sets["crossing, re-entry, stepping in, occlusion"] = [
-        SV.crossing([trial(0), trial(1)]), SV.crossing([trial(2), trial(3)], offset=40.0),
-        SV.reentry([trial(4), trial(5)]), SV.entering([trial(6), trial(7)]), SV.occlusion([trial(8), trial(9)])]
+    sets["crossing, re-entry, stepping in, occlusion"] = SV.tracking_trials([faces[(k + i) % len(faces)]
+                                                                            for i in range(10)])
     return sets
 
 

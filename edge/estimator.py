@@ -23,7 +23,7 @@ from agegender.edge.contract import as_rgb_picture
 from agegender.edge.detectors import (CROP_DETECT_MAX_SIDE, Detection, YuNetDetector, create_detector,
                                       crop_landmarks, find_yunet)
 from agegender.edge.model import AgeGenderModel
-from agegender.edge.postprocess import AgeGender, result_label
+from agegender.edge.postprocess import AgeGender, decide_age_group, decide_gender, result_label
 from agegender.edge.quality import FaceQuality, face_quality
 from agegender.edge.zoo import default_model_path
 
@@ -47,6 +47,15 @@ class Face:
 
     def label(self) -> str:
         return result_label(self)
+
+    def with_answer(self, track_id: int, age: Optional[float], age_std: Optional[float],
+                    female_prob: Optional[float], groups) -> "Face":
+        """This face with a track's id and running answer; group and gender decided from it by the
+        same rules as one estimate's (``postprocess.decide_age_group``, ``decide_gender``)."""
+        gender, gender_prob = decide_gender(female_prob) if female_prob is not None else (None, None)
+        group = decide_age_group(age, groups) if age is not None else self.age_group
+        return dataclasses.replace(self, id=track_id, age=age, age_std=age_std, age_group=group,
+                                   female_prob=female_prob, gender=gender, gender_prob=gender_prob)
 
     def to_dict(self) -> dict:
         """The JSON Lines form: fields a model does not predict are left out, never NaN."""

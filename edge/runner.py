@@ -19,7 +19,6 @@ from typing import Callable, Optional
 
 from agegender.edge.estimator import Estimator, Face
 from agegender.edge.outputs import draw_faces
-from agegender.edge.postprocess import decide_age_group, decide_gender
 from agegender.edge.sources import SourceError
 from agegender.edge.tracker import IoUTracker
 
@@ -46,14 +45,9 @@ def smooth_faces(faces: list[Face], tracker: IoUTracker, estimator: Estimator) -
     tracks = tracker.update([f.box for f in faces], [f.age for f in faces], [f.age_std for f in faces],
                             [f.female_prob for f in faces],
                             [f.quality.score if f.quality is not None else 1.0 for f in faces])
-    out = []
     groups = estimator.contract.age_groups
-    for face, track in zip(faces, tracks):
-        gender, gender_prob = decide_gender(track.female_prob) if track.female_prob is not None else (None, None)
-        group = decide_age_group(track.age, groups) if track.age is not None else face.age_group
-        out.append(dataclasses.replace(face, id=track.id, age=track.age, age_std=track.age_std, age_group=group,
-                                       female_prob=track.female_prob, gender=gender, gender_prob=gender_prob))
-    return out
+    return [face.with_answer(track.id, track.age, track.age_std, track.female_prob, groups)
+            for face, track in zip(faces, tracks)]
 
 
 def frame_record(frame, faces: list[Face]) -> dict:

@@ -268,11 +268,18 @@ def occlusion(faces: Sequence[ActorFace], frames: int = 90, size=(640, 480), see
                           seed=seed)
 
 
+def tracking_trials(faces: Sequence[ActorFace]) -> list[SyntheticVideo]:
+    """Two crossings (at the same height, and 40 px apart), a re-entry, a face stepping in, an
+    occlusion: faces[0:2], [2:4], [4:6], [6:8], [8:10] (taken round when there are fewer)."""
+    pick = lambda k: [faces[k % len(faces)], faces[(k + 1) % len(faces)]]
+    return [crossing(pick(0)), crossing(pick(2), offset=40.0), reentry(pick(4)), entering(pick(6)),
+            occlusion(pick(8))]
+
+
 def standard_scenes(faces: Sequence[ActorFace], frames: int = 150) -> list[SyntheticVideo]:
-    """The benchmark's videos: 1, 2 and 4 moving faces, then the tracking trials."""
+    """1, 2 and 4 moving faces, then the tracking trials."""
     return [moving(faces, 1, frames), moving(faces[1:] + faces[:1], 2, frames),
-            moving(faces[3:] + faces[:3], 4, frames), crossing(faces[:2]), crossing(faces[2:4], offset=40.0),
-            reentry(faces[4:6]), entering(faces[1:3]), occlusion(faces[5:7] if len(faces) > 6 else faces[:2])]
+            moving(faces[3:] + faces[:3], 4, frames)] + tracking_trials(faces)
 
 
 # --- scoring --------------------------------------------------------------------------------

@@ -53,7 +53,6 @@ from agegender.edge.appearance import REID_SIMILARITY, face_descriptor, similari
 from agegender.edge.contract import as_rgb_picture
 from agegender.edge.detectors import Detection, YuNetDetector
 from agegender.edge.estimator import Estimator, Face, clip_box
-from agegender.edge.postprocess import decide_age_group, decide_gender
 from agegender.edge.quality import LOW_QUALITY, FaceQuality, face_quality
 from agegender.edge.tracker import MIN_QUALITY_WEIGHT, blend, iou
 
@@ -61,7 +60,6 @@ log = logging.getLogger(__name__)
 
 MOTION_THUMBNAIL = (80, 60)  # the grey thumbnail compared frame to frame
 MOTION_MIN_CELLS = 2  # changed thumbnail cells outside the tracks that call the full detector
-MIN_REGION_FACE = 32  # px: a face searched in a region is seen at least this large
 REGION_STEP = 32  # px: region sides are rounded up to a multiple of this
 # YuNet's confidence where a tracked face is known to be: a face seen small in its region scores
 # lower (0.75-0.85 for faces the full detector scores 0.9), so regions accept what the full-frame
@@ -85,7 +83,9 @@ class RegionDetection(Detection):
 
 @dataclasses.dataclass(frozen=True)
 class VideoOptions:
-    """How much work video mode skips; every field is a flag of `agegender run`."""
+    """How much work video mode skips. `agegender run` has a flag for each option its defaults sweep
+    measured (detect_every, roi_scale, track_face_px, motion_threshold, settle_age_std,
+    reestimate_every, forget_after); the others are set here."""
 
     detect_every: int = 15
     roi_scale: float = 2.0
@@ -378,6 +378,7 @@ class VideoEstimator:
         for di, detection in enumerate(detections):
             crowded = covered_fraction(detection.box, boxes[:di] + boxes[di + 1:]) > CROWDED
             whole = inside_frame(detection.box, frame_shape)
+            quality = face_quality(detection.landmarks) if detection.landmarks is not None else None
             track = matched.get(di)
             if track is None:
                 track = VideoTrack(self._next_id, detection, descriptors[di], last_seen=i,
@@ -395,12 +396,12 @@ class VideoEstimator:
                 if gap > 1:  # reappeared: look again
                     track.last_estimate_frame = -(10 ** 9)
                 track.detection, track.last_seen = detection, i
-                good = detection.landmarks is None or face_quality(detection.landmarks).score >= LOW_QUALITY
+                good = quality is None or quality.score >= LOW_QUALITY
                 if good and whole and not crowded:  # the look is learnt from clear, whole, unhidden views only
                     mixed = 0.8 * track.descriptor + 0.2 * descriptors[di] if track.clear_look else descriptors[di]
                     track.descriptor = mixed / (np.linalg.norm(mixed) + 1e-6)
                     track.clear_look = True
-            track.quality = face_quality(detection.landmarks) if detection.landmarks is not None else None
+            track.quality = quality
             track.crowded = crowded
             shown.append(track)
         return [self._confirm(t, i) for t in shown]
@@ -483,9 +484,8 @@ class VideoEstimator:
         return t1 - t0, time.perf_counter() - t1
 
     def _face(self, track: VideoTrack, width: int, height: int) -> Face:
-        groups = self.estimator.contract.age_groups
-        gender, gender_prob = decide_gender(track.female_prob) if track.female_prob is not None else (None, None)
-        group = decide_age_group(track.age, groups) if track.age is not None else track.age_group
         d = track.detection
-        return Face(clip_box(d.box, width, height), d.score, track.age, track.age_std, group, gender, gender_prob,
-                    track.female_prob, id=track.id if track.confirmed else None, quality=track.quality)
+        face = Face(clip_box(d.box, width, height), d.score, None, None, track.age_group, None, None, None,
+                    quality=track.quality)
+        return face.with_answer(track.id if track.confirmed else None, track.age, track.age_std, track.female_prob,
+                                self.estimator.contract.age_groups)
