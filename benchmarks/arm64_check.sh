@@ -8,14 +8,13 @@
 #   sudo bash benchmarks/arm64_check.sh [--detector-model YUNET.onnx] [--cpu cortex-a72] [--root DIR] [--log FILE]
 #
 # --cpu is the CPU qemu emulates: cortex-a72 (Raspberry Pi 4, the default) or cortex-a76 (Pi 5). Not
-# qemu's default "max" CPU: with it, the int8 model's outputs came out wrong (the astronaut: female 27,
-# a one-hot age distribution; random input: argmax 27 instead of 72), while cortex-a72, cortex-a76 and
-# neoverse-n1 give x86's outputs bit for bit, so "max" exposes an emulation fault, not a Pi's behaviour.
+# qemu's default "max" CPU: with it the int8 model's outputs came out wrong (the astronaut: "age 27 ± 0,
+# female"), while emulated Pi CPUs give x86's outputs: an emulation fault, not a Pi's behaviour.
 #
 # Needs root, Debian's package mirror and PyPI (nothing else). Without internet access to the
 # OpenCV model zoo, `models fetch` fails as it would for such a user; the YuNet file given with
 # --detector-model is then put into the root's cache, as that user would copy it. Not run by CI
-# (it takes 15-30 minutes). Its output is recorded in benchmarks/README.md.
+# (about 5 minutes from a new root on the 2-core machine). Its output is recorded in benchmarks/README.md.
 set -euo pipefail
 
 ROOT=/var/tmp/agegender-arm64

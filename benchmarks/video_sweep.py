@@ -33,7 +33,8 @@ from peer_compare import our_faces, pooled, timed, video_sets
 log = logging.getLogger("video_sweep")
 
 VARIATIONS = {"detect_every": (5, 30), "reestimate_every": (10, 60), "settle_age_std": (0.75, 3.0),
-              "roi_scale": (1.6, 2.5), "track_face_px": (32, 64), "motion_threshold": (0.0, 25.0)}
+              "roi_scale": (1.6, 2.5), "track_face_px": (32, 64), "motion_threshold": (0.0, 25.0),
+              "flip": (True,)}
 
 
 def run_all(videos, make) -> dict:
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     still = run_all(videos, lambda: our_faces(estimator.predict))
     log.info("still path: p50 %.2f ms, MAE %.3f", still["latency_ms"]["p50"], still["age_mae"])
     settings = [("defaults", VideoOptions())] + [
-        (f"{key} = {value:g}", dataclasses.replace(VideoOptions(), **{key: value}))
+        (f"{key} = {value}", dataclasses.replace(VideoOptions(), **{key: value}))
         for key, values in VARIATIONS.items() for value in values]
     rows = {}
     for name, options in settings:
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
              f"Still path on the same frames: p50 {still['latency_ms']['p50']:.2f} ms, mean "
              f"{still['latency_ms']['mean']:.2f} ms, age MAE {still['age_mae']:.2f}, gender "
              f"{still['gender_accuracy']:.1%}. Defaults: " + ", ".join(
-                 f"{k} {getattr(d, k):g}" for k in VARIATIONS), "",
+                 f"{k} {getattr(d, k)}" for k in VARIATIONS), "",
              "| setting | p50 ms/frame | mean | faces found | age MAE (- still) | gender (- still) | id switches | "
              "first estimate after (max) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():

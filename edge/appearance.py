@@ -9,10 +9,10 @@ nothing and the look decides. The face is warped exactly as the model's input is
   square-rooted (so the dot product is the Bhattacharyya coefficient), weight 0.8, and
 * the layout of the whole crop: a 12x12 grey thumbnail, mean removed, weight 0.2,
 
-as one unit vector; similarity is their dot product. On 60 UTKFace test faces pasted three
-times each at random places and sizes (110-200 px) and found by YuNet, the same face scored
-at least 0.917 against itself and two different faces at most 0.860 (``REID_SIMILARITY``
-sits between). Cheap (about 0.05 ms) and pure numpy/cv2; it is not a face recogniser:
+as one unit vector; similarity is their dot product. On UTKFace test faces pasted three times
+each at random places and sizes (110-200 px) and found by YuNet, the same face scored at least
+0.917 against itself and two different faces at most 0.860, over 59 faces
+(``benchmarks/appearance_check.py``); ``REID_SIMILARITY`` sits between. Cheap (about 0.05 ms) and pure numpy/cv2; it is not a face recogniser:
 strong changes of light or pose move it.
 """
 from __future__ import annotations
