@@ -30,6 +30,12 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", default="none", metavar="FAMILIES",
                    help="camera and old-photo augmentation: all, none, or a comma list of colour, grey, lowres, "
                         "blur, noise, jpeg, jitter (default %(default)s)")
+    p.add_argument("--snapshots", action="store_true",
+                   help="keep every epoch's weights in OUT/snapshots/ (about 12 MB each)")
+    p.add_argument("--average", default="none", choices=["none", "greedy"],
+                   help="greedy: at the end, average the epochs' weights, best validation score first, keeping an "
+                        "epoch only if the average scores better on validation; the run's model is that average "
+                        "if it beats the best epoch (implies --snapshots; default %(default)s)")
     p.add_argument("--arch", default="mobilenetv2",
                    choices=["cnn", "cnn-skip", "autoencoder", "mobilenetv2"], help="backbone (default %(default)s)")
     p.add_argument("--task", default="multi", choices=["multi", "age", "gender", "group"],
@@ -109,6 +115,7 @@ def training_config(args, data: str, **overrides):
         split_dir=args.split_dir, max_images=args.max_images, workers=args.workers,
         align_detector=args.align_detector, init_from=args.init_from, ae_epochs=args.ae_epochs,
         data_weights=dict(args.data_weight) or None, age_balance=args.age_balance, augment=args.augment,
+        snapshots=args.snapshots, average=args.average,
         command=portable_command(shlex.join(["agegender"] + sys.argv[1:])))
     fields.update(overrides)
     return TrainConfig(**fields)

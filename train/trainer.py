@@ -6,6 +6,8 @@ A run lives in one folder (``--out runs/NAME``)::
     state.json         how far it got (epochs done, best score, patience used)
     checkpoint.keras   the last finished epoch, with its optimizer state (for --resume)
     best.keras         the best epoch on the validation split
+    snapshots/         every epoch's weights (--snapshots, --average greedy)
+    averaged.keras     --average greedy: the greedy average of epochs, if it beats best.keras
     history.csv        one row per epoch; curves.png draws it
     model.keras        the final model (= best.keras), written when the run ends
     model.json         its card: input contract, validation metrics, training command
@@ -39,6 +41,7 @@ from agegender.train import data as data_mod
 from agegender.train.dataset import FaceSequence
 from agegender.train.losses import AgeDistributionLoss, AgeMAE
 from agegender.train.model_io import atomic_save, load_model
+from agegender.train.soup import save_snapshot, snapshot_file
 from agegender.train.models import (TASK_OUTPUTS, ModelSpec, build_model, count_params,
                                     set_backbone_trainable)
 
@@ -75,6 +78,8 @@ class TrainConfig:
     data_weights: Optional[dict] = None  # {dataset name: share of the draws}; default: equal shares
     age_balance: float = 0.0  # 0: draw faces as they come; > 0: inverse age frequency ** this
     augment: str = "none"  # camera / old-photo augmentation families (train/augment.py)
+    snapshots: bool = False  # keep every epoch's weights in snapshots/ (train/soup.py)
+    average: str = "none"  # "greedy": the run's model is the greedy average of its epochs if it scores better
     command: str = ""
 
     def sources(self) -> list:
@@ -202,6 +207,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         history = self.run.read_history() + [row]
         self.run.write_history(history)
         atomic_save(self.model, self.run.path("checkpoint.keras"))
+        if self.config.snapshots or self.config.average != "none":
+            save_snapshot(self.model.get_weights(), snapshot_file(self.run.path("snapshots"), epoch + 1))
         improved = score < self.state.get("best_score", float("inf"))
         if improved:
             atomic_save(self.model, self.run.path("best.keras"))
@@ -322,6 +329,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         start_epoch = state["epochs_done"]
         if state.get("stopped_early") or start_epoch >= config.total_epochs:
             log.info("run already finished (%d epochs)", start_epoch)
+            average_stage(run, config, state, seqs["val"])
             return finish(run, config, state, spec, card)
         model = load_model(run.path("checkpoint.keras"))
         log.info("resuming %s after epoch %d", config.out, start_epoch)
@@ -360,6 +368,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         epoch = state["epochs_done"]
         if state.get("stopped_early") or epoch < phase_start + n:
             break
+    average_stage(run, config, state, seqs["val"])
     return finish(run, config, state, spec, card)
 
 
@@ -406,10 +415,42 @@ def pretrain_stage(config: TrainConfig, train_recs, val_recs, landmarks, state: 
     return result.encoder_path
 
 
+def average_stage(run: RunFolder, config: TrainConfig, state: dict, val_seq) -> None:
+    """--average greedy: average the run's epoch snapshots greedily by validation score
+    (train/soup.py); the average is kept (averaged.keras) only if it beats the best epoch."""
+    if config.average == "none" or "soup" in state:
+        return
+    from agegender.train.soup import greedy_soup, list_snapshots
+
+    model = load_model(run.path("checkpoint.keras"))  # compiled: its metrics give the score
+
+    def validation_logs(weights) -> dict:
+        model.set_weights(weights)
+        logs = model.evaluate(val_seq, return_dict=True, verbose=0)
+        return {f"val_{k}": float(v) for k, v in logs.items()}
+
+    scores = {int(row["epoch"]): float(row["score"]) for row in run.read_history()}
+    weights, result = greedy_soup(scores, list_snapshots(run.path("snapshots")),
+                                  lambda w: monitor_score(config.task, validation_logs(w)))
+    soup = dataclasses.asdict(result)
+    if len(result.epochs) > 1 and result.score < state.get("best_score", float("inf")):
+        logs = validation_logs(weights)
+        atomic_save(model, run.path("averaged.keras"))
+        best_logs = {k: v for k, v in state.get("best_logs", {}).items() if not k.startswith("val_")}
+        state["best_logs"] = {**best_logs, **logs}
+        soup["file"] = "averaged.keras"
+        log.info("average of epochs %s scores %.4f (best epoch alone %.4f): kept", result.epochs, result.score,
+                 result.best_single_score)
+    else:
+        log.info("no average of epochs beats the best epoch (%.4f): best.keras kept", result.best_single_score)
+    state["soup"] = soup
+    run.write_state(state)
+
+
 def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec, card: ModelCard) -> dict:
-    """model.keras (the best epoch) and its card, model.json."""
+    """model.keras (the best epoch, or the average of epochs that beat it) and its card, model.json."""
     # the final model without optimizer state: a third of the checkpoint's size
-    best = load_model(run.path("best.keras"), compile=False)
+    best = load_model(run.path(state.get("soup", {}).get("file", "best.keras")), compile=False)
     atomic_save(best, run.path("model.keras"))
     card.extra.update({
         "architecture": spec.arch,
@@ -422,6 +463,7 @@ def finish(run: RunFolder, config: TrainConfig, state: dict, spec: ModelSpec, ca
         "autoencoder_pretraining": state.get("autoencoder"),
         "age_balance": config.age_balance,
         "augment": config.augment,
+        "weight_average": state.get("soup"),
         "training_command": portable_command(config.command),
     })
     card.save(run.path("model.json"))
