@@ -78,9 +78,13 @@ def add_train(sub) -> None:
   agegender train --data $AGEGENDER_DATA --arch cnn --img-size 96 --epochs 20 --out runs/cnn
   # continue an interrupted run where it stopped
   agegender train --resume --out runs/mnv2 ...same options...
+  # continue a model at a low learning rate and ship the best average of its epochs
+  agegender train ... --init-from models/agegender_mnv2_128.keras --head-epochs 0 \\
+      --finetune-lr 8e-5 --average greedy --out runs/soup
 
 The run folder gets config.json, state.json, checkpoint.keras (every epoch),
-best.keras, history.csv, curves.png, and at the end model.keras + model.json.""")
+best.keras, history.csv, curves.png, snapshots/ (--snapshots, --average), and at
+the end model.keras + model.json.""")
     add_training_options(p)
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished epoch")
