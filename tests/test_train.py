@@ -112,3 +112,28 @@ def test_camera_view_without_perturbation_is_the_runtime_alignment(utkface_sampl
     assert np.abs(same.astype(int) - reference.astype(int)).mean() < 2.0  # only the padding differs
     moved = camera_view(crop, points, contract, rng)  # shrunk/rotated/jittered: same face, a bit different
     assert 1.0 < np.abs(moved.astype(int) - reference.astype(int)).mean() < 40
+
+
+def test_greedy_average_considers_the_starting_model_and_keeps_the_best(utkface_sample, tmp_path):
+    """--average greedy after --init-from: epoch 0 (the starting model) is scored and may join; the run's
+    model is the kept average only when it beats every trained epoch, and its card says which epochs."""
+    from agegender.train.model_io import load_model
+    from agegender.train.trainer import train
+
+    train(_config(utkface_sample, tmp_path / "start"))
+    state = train(_config(utkface_sample, tmp_path / "run", epochs=2, init_from=str(tmp_path / "start" / "model.keras"),
+                          average="greedy"))
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["epoch_00.npz", "epoch_01.npz", "epoch_02.npz"]
+    soup = state["soup"]
+    assert sorted(row["epoch"] for row in soup["tried"]) == [0, 1, 2]
+    history = [float(r.split(",")[4]) for r in (run / "history.csv").read_text().strip().splitlines()[1:]]
+    card = json.loads((run / "model.json").read_text())
+    assert card["weight_average"]["epochs"] == soup["epochs"]
+    final = load_model(str(run / "model.keras"), compile=False).get_weights()
+    if soup.get("file"):  # kept: it scored better than every trained epoch
+        assert soup["score"] < min(history)
+        assert np.allclose(final[0], load_model(str(run / "averaged.keras"), compile=False).get_weights()[0])
+    else:
+        assert soup["score"] >= min(history)
+        assert np.allclose(final[0], load_model(str(run / "best.keras"), compile=False).get_weights()[0])

@@ -343,6 +343,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         if config.init_from:
             model.set_weights(load_model(config.init_from, compile=False).get_weights())
             log.info("weights initialised from %s", config.init_from)
+            if config.average != "none":  # the starting model may join the average too (as epoch 0)
+                save_snapshot(model.get_weights(), snapshot_file(run.path("snapshots"), 0))
     started = time.time()
     verbose = 1 if sys.stdout.isatty() else 2
     epoch = start_epoch
@@ -416,11 +418,12 @@ def pretrain_stage(config: TrainConfig, train_recs, val_recs, landmarks, state: 
 
 
 def average_stage(run: RunFolder, config: TrainConfig, state: dict, val_seq) -> None:
-    """--average greedy: average the run's epoch snapshots greedily by validation score
-    (train/soup.py); the average is kept (averaged.keras) only if it beats the best epoch."""
+    """--average greedy: average the run's epoch snapshots (and the starting model, epoch 0, when
+    --init-from) greedily by validation score (train/soup.py); the average is kept
+    (averaged.keras) only if it beats the best trained epoch."""
     if config.average == "none" or "soup" in state:
         return
-    from agegender.train.soup import greedy_soup, list_snapshots
+    from agegender.train.soup import greedy_soup, list_snapshots, load_snapshot
 
     model = load_model(run.path("checkpoint.keras"))  # compiled: its metrics give the score
 
@@ -429,20 +432,24 @@ def average_stage(run: RunFolder, config: TrainConfig, state: dict, val_seq) -> 
         logs = model.evaluate(val_seq, return_dict=True, verbose=0)
         return {f"val_{k}": float(v) for k, v in logs.items()}
 
+    snapshots = list_snapshots(run.path("snapshots"))
     scores = {int(row["epoch"]): float(row["score"]) for row in run.read_history()}
-    weights, result = greedy_soup(scores, list_snapshots(run.path("snapshots")),
-                                  lambda w: monitor_score(config.task, validation_logs(w)))
+    best_epoch_score = min(scores.values(), default=float("inf"))
+    for epoch in sorted(set(snapshots) - set(scores)):  # the starting model (epoch 0) has no history row
+        scores[epoch] = monitor_score(config.task, validation_logs(load_snapshot(snapshots[epoch])))
+        log.info("soup: epoch %d (the starting model) scores %.4f", epoch, scores[epoch])
+    weights, result = greedy_soup(scores, snapshots, lambda w: monitor_score(config.task, validation_logs(w)))
     soup = dataclasses.asdict(result)
-    if len(result.epochs) > 1 and result.score < state.get("best_score", float("inf")):
+    if result.score < best_epoch_score:  # an average (or the starting model) beats every trained epoch
         logs = validation_logs(weights)
         atomic_save(model, run.path("averaged.keras"))
         best_logs = {k: v for k, v in state.get("best_logs", {}).items() if not k.startswith("val_")}
         state["best_logs"] = {**best_logs, **logs}
         soup["file"] = "averaged.keras"
-        log.info("average of epochs %s scores %.4f (best epoch alone %.4f): kept", result.epochs, result.score,
-                 result.best_single_score)
+        log.info("average of epochs %s scores %.4f (best trained epoch %.4f): kept", result.epochs, result.score,
+                 best_epoch_score)
     else:
-        log.info("no average of epochs beats the best epoch (%.4f): best.keras kept", result.best_single_score)
+        log.info("no average of epochs beats the best epoch (%.4f): best.keras kept", best_epoch_score)
     state["soup"] = soup
     run.write_state(state)
 
