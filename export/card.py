@@ -50,7 +50,7 @@ def card_markdown(card: dict) -> str:
                   "| dataset | n | age MAE | gender acc. | " + " | ".join(f"{b} bias" for b in bands) + " |",
                   "|---|---:|---:|---:|" + "---:|" * len(bands)]
         lines += [f"| {name} | {v['n']} | {v['age_mae']:.2f} | {v['gender_accuracy']:.1%} | "
-                  + " | ".join(f"{v['bias_by_band'][b]:+.2f}" for b in bands) + " |" for name, v in cross.items()]
+                  + " | ".join("-" if v["bias_by_band"][b] is None else f"{v['bias_by_band'][b]:+.2f}" for b in bands) + " |" for name, v in cross.items()]
         lines.append("")
     training = card.get("training") or {}
     if training.get("training_command"):

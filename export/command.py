@@ -43,6 +43,10 @@ and the command exits with status 1.""")
                    help="for models trained with --align-detector: calibrate and verify on crops re-aligned "
                         "by their landmarks, as in training and at run time")
     p.add_argument("--report", default=None, help="also write the verification table to this Markdown file")
+    p.add_argument("--cross-data", default=[], action="append", metavar="[NAME=]PATH",
+                   help="also score each exported file on this dataset's test split (AAF: its official val "
+                        "half) and record MAE, gender and the bias per age band in its card; give it once per "
+                        "dataset")
     p.set_defaults(func=cmd_export)
 
 
@@ -56,7 +60,7 @@ def cmd_export(args) -> int:
                           split_dir=args.split_dir, name=args.name, calib_size=args.calib_size,
                           max_images=args.max_images, max_mae_increase=args.max_mae_increase,
                           max_gender_drop=args.max_gender_drop, align_detector=args.align_detector,
-                          command=portable_command(shlex.join(["agegender"] + sys.argv[1:])))
+                          cross_data=args.cross_data, command=portable_command(shlex.join(["agegender"] + sys.argv[1:])))
     table = result.table()
     print(table)
     if args.report:

@@ -22,7 +22,7 @@ from agegender.export.convert import FORMATS, ExportError, export_formats
 from agegender.export.verify import (DEFAULT_MAX_GENDER_DROP, DEFAULT_MAX_MAE_INCREASE, FormatCheck,
                                      check_format, summarise)
 from agegender.train import data as data_mod
-from agegender.train.evaluate import model_inputs, predictions_from
+from agegender.train.evaluate import evaluate_datasets, model_inputs, predictions_from
 from agegender.train.keras_backend import open_any_model
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,10 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
                  name: Optional[str] = None, calib_size: int = 300, max_images: Optional[int] = None,
                  max_mae_increase: float = DEFAULT_MAX_MAE_INCREASE,
                  max_gender_drop: float = DEFAULT_MAX_GENDER_DROP, command: str = "",
-                 align_detector: Optional[str] = None) -> ExportResult:
+                 align_detector: Optional[str] = None, cross_data: Sequence[str] = ()) -> ExportResult:
+    """Export, verify against Keras on ``data``'s ``split``, write each passing file's card; with
+    ``cross_data`` (several datasets), also score each file on every dataset's test split and record
+    the table in its card (``cross_dataset_test``)."""
     formats = list(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -131,7 +134,31 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
             file_card.extra["metrics"] = {**check.metrics, "split": split, "n_images": len(records),
                                           "split_files": source.describe()["split_files"]}
             write_card(file_card, path)
+            if cross_data:
+                record_cross_dataset(path, file_card, cross_data, split_dir, align_detector, command)
         else:
             log.error("%s failed verification (%s): removing %s", fmt, check.reason, path)
             os.unlink(path)
     return ExportResult(keras_metrics, checks, split, len(records))
+
+
+def cross_dataset_table(reports: dict) -> dict:
+    """{dataset: split, n, MAE, gender accuracy, mean signed error per age band} for a model card
+    (a band without faces: null)."""
+    from agegender.edge.outputs import json_safe
+
+    return json_safe({name: {"split": r.split, "n": r.n_images, "age_mae": round(r.metrics["age_mae"], 3),
+                   "gender_accuracy": round(r.metrics["gender"]["accuracy"], 4),
+                   "bias_by_band": {band: round(v["bias"], 2) for band, v in r.metrics["age_mae_by_band"].items()}}
+                      for name, r in reports.items()})
+
+
+def record_cross_dataset(path: str, file_card, cross_data: Sequence[str], split_dir: Optional[str],
+                         align_detector: Optional[str], command: str) -> None:
+    """Score the exported file on every dataset's test split and record the table in its card."""
+    log.info("%s: scoring on the test split of %d datasets for its card", os.path.basename(path), len(cross_data))
+    reports = evaluate_datasets(path, data_mod.data_sources(list(cross_data), split_dir), split="test",
+                                align_detector=align_detector)
+    file_card.extra["cross_dataset_test"] = cross_dataset_table(reports)
+    file_card.extra["cross_dataset_command"] = command
+    write_card(file_card, path)

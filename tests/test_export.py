@@ -65,6 +65,26 @@ def test_every_format_exports_and_agrees_with_keras(small_model, utkface_sample,
     assert "| tflite-int8 |" in result.table()
 
 
+def test_cross_dataset_figures_are_measured_into_the_card(small_model, utkface_sample, tmp_path):
+    from agegender.export.exporter import export_model
+    from agegender.train import data
+    from agegender.train.evaluate import evaluate_datasets
+
+    result = export_model(str(small_model), ["tflite-fp32"], str(tmp_path), calib=str(utkface_sample), name="small",
+                          max_mae_increase=100, max_gender_drop=100, cross_data=[str(utkface_sample)],
+                          command="agegender export ... --cross-data SAMPLE")
+    path = result.checks[0].path
+    card = json.loads(open(path + ".json").read())
+    [(name, row)] = card["cross_dataset_test"].items()
+    report = evaluate_datasets(path, data.data_sources([str(utkface_sample)], None), split="test")[name]
+    assert row["n"] == report.n_images == 16
+    assert row["age_mae"] == pytest.approx(report.metrics["age_mae"], abs=1e-3)
+    assert row["gender_accuracy"] == pytest.approx(report.metrics["gender"]["accuracy"], abs=1e-4)
+    assert list(row["bias_by_band"]) == ["0-6", "7-12", "13-19", "20-39", "40-59", "60+"]
+    assert card["cross_dataset_command"].endswith("--cross-data SAMPLE")
+    assert "Across datasets" in open(path + ".md").read()
+
+
 def test_failing_format_is_removed(small_model, utkface_sample, tmp_path):
     from agegender.export.exporter import export_model
 
