@@ -147,10 +147,11 @@ def cross_dataset_table(reports: dict) -> dict:
     (a band without faces: null)."""
     from agegender.edge.outputs import json_safe
 
-    return json_safe({name: {"split": r.split, "n": r.n_images, "age_mae": round(r.metrics["age_mae"], 3),
-                   "gender_accuracy": round(r.metrics["gender"]["accuracy"], 4),
-                   "bias_by_band": {band: round(v["bias"], 2) for band, v in r.metrics["age_mae_by_band"].items()}}
-                      for name, r in reports.items()})
+    table = {name: {"split": r.split, "n": r.n_images, "age_mae": round(r.metrics["age_mae"], 3),
+                    "gender_accuracy": round(r.metrics["gender"]["accuracy"], 4),
+                    "bias_by_band": {band: round(v["bias"], 2) for band, v in r.metrics["age_mae_by_band"].items()}}
+             for name, r in reports.items()}
+    return json_safe(table)
 
 
 def record_cross_dataset(path: str, file_card, cross_data: Sequence[str], split_dir: Optional[str],
