@@ -81,6 +81,10 @@ def summarise(faces: list) -> dict:
     out = {"faces": len(faces), "median_age_spread": float(np.median(spreads)),
            "mean_age_spread": float(np.mean(spreads)), "p90_age_spread": float(np.percentile(spreads, 90)),
            "gender_flip_rate": float(np.mean(flips)), "gender_flips": int(flips.sum())}
+    true_ages = np.array([f.get("true_age", np.nan) for f in faces], float)
+    if np.isfinite(true_ages).all():  # pasted faces: how many flips are children's (gender hardest to see)
+        for label, mask in (("children", true_ages < 13), ("13_plus", true_ages >= 13)):
+            out[f"flips_{label}"] = {"faces": int(mask.sum()), "gender_flips": int(flips[mask].sum())}
     for pose in ("frontal", "turned", "profile"):
         mask = np.array([f["pose"] == pose for f in faces])
         if mask.any():
@@ -136,7 +140,8 @@ def main(argv=None) -> int:
         faces = []
         for rec in records:
             frame, _ = paste(read_canonical(rec.path), rng, context="mirror")
-            faces += per_face(runs_of(frame, estimator, detectors, rng, args.jitter, args.draws), ref)[:1]
+            faces += [{**face, "true_age": rec.age}
+                      for face in per_face(runs_of(frame, estimator, detectors, rng, args.jitter, args.draws), ref)[:1]]
         report["sets"][f"{source.name} {args.split}, pasted"] = summarise(faces)
     print(write_json(report, args.json))
     if args.markdown:
@@ -149,11 +154,15 @@ def to_markdown(report: dict) -> str:
     lines = [f"Stability of `{report['model']}`" + (" with flip averaging" if report["flip"] else "")
              + f": detector at {'/'.join(map(str, report['sizes']))} px and {report['draws']} landmark jitters "
              f"of {report['jitter']:.0%} of the eye distance.", "",
-             "| faces | n | median age spread | p90 spread | gender flips |", "|---|---:|---:|---:|---:|"]
+             "| faces | n | median age spread | p90 spread | gender flips | flips: ages 0-12 / 13+ |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, s in report["sets"].items():
         if s["faces"]:
+            by_age = (f"{s['flips_children']['gender_flips']} of {s['flips_children']['faces']} / "
+                      f"{s['flips_13_plus']['gender_flips']} of {s['flips_13_plus']['faces']}"
+                      if "flips_children" in s else "-")
             lines.append(f"| {name} | {s['faces']} | {s['median_age_spread']:.2f} y | {s['p90_age_spread']:.2f} y | "
-                         f"{s['gender_flips']} ({s['gender_flip_rate']:.1%}) |")
+                         f"{s['gender_flips']} ({s['gender_flip_rate']:.1%}) | {by_age} |")
     if report.get("readme_sample"):
         lines += ["", "README sample (astronaut): " + ", ".join(
             f"{r['detect_size']} px: {r['gender']} {r['age']}" for r in report["readme_sample"])]
