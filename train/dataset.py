@@ -82,7 +82,8 @@ class FaceSequence(keras.utils.PyDataset):
                  outputs: Sequence[str] = ("age", "gender"), workers: int = 2,
                  max_queue_size: int = 8, label_fn=None, landmarks: Optional[dict] = None,
                  camera_fraction: float = 0.8, families: Sequence[str] = (),
-                 sampling_p: Optional[np.ndarray] = None, epoch_size: Optional[int] = None):
+                 sampling_p: Optional[np.ndarray] = None, epoch_size: Optional[int] = None,
+                 pairs: bool = False):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         self.records = list(records)
         self.contract = contract  # from the run's model card
@@ -99,12 +100,15 @@ class FaceSequence(keras.utils.PyDataset):
         # with sampling probabilities, each epoch draws epoch_size faces with replacement
         self.sampling_p = None if sampling_p is None else np.asarray(sampling_p, float)
         self.epoch_size = epoch_size or len(self.records)
+        # pairs: each batch is batch_size // 2 faces, then the same faces again, augmented anew
+        # (the consistency losses compare the halves; see train/losses.py)
+        self.pairs = pairs
         self._seed = seed
         self._epoch = 0
         self._order = np.arange(len(self.records))
         self.on_epoch_end()
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # paired: as many batches (and images) per epoch, half as many faces
         return math.ceil(len(self._order) / self.batch_size)
 
     def on_epoch_end(self) -> None:
@@ -115,8 +119,16 @@ class FaceSequence(keras.utils.PyDataset):
             self._order = rng.permutation(len(self.records))
         self._epoch += 1
 
+    def batch_indices(self, index: int) -> np.ndarray:
+        """Which records batch ``index`` holds, in order (a paired batch: the faces, then again)."""
+        if not self.pairs:
+            return self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        half = self.batch_size // 2
+        faces = self._order[index * half:(index + 1) * half]
+        return np.concatenate([faces, faces])
+
     def images(self, index: int) -> np.ndarray:
-        idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        idx = self.batch_indices(index)
         rng = np.random.default_rng((self._seed, self._epoch, index))
         batch = np.empty((len(idx), self.img_size, self.img_size, 3), np.uint8)
         for i, j in enumerate(idx):
@@ -137,7 +149,7 @@ class FaceSequence(keras.utils.PyDataset):
         return aug.after_alignment(out, rng, self.families)
 
     def labels(self, index: int) -> dict:
-        idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        idx = self.batch_indices(index)
         recs = [self.records[j] for j in idx]
         if self.label_fn is not None:
             return self.label_fn(recs)

@@ -39,7 +39,7 @@ from agegender.edge.card import ModelCard, new_training_card
 from agegender.edge.files import atomic_write_bytes, portable_command, remove_partials
 from agegender.train import data as data_mod
 from agegender.train.dataset import FaceSequence
-from agegender.train.losses import AgeDistributionLoss, AgeMAE
+from agegender.train.losses import AgeDistributionLoss, AgeMAE, GenderLoss
 from agegender.train.model_io import atomic_save, load_model
 from agegender.train.soup import save_snapshot, snapshot_file
 from agegender.train.models import (TASK_OUTPUTS, ModelSpec, build_model, count_params,
@@ -48,6 +48,9 @@ from agegender.train.models import (TASK_OUTPUTS, ModelSpec, build_model, count_
 log = logging.getLogger(__name__)
 
 PRETRAINED = ("mobilenetv2", "autoencoder")
+# --consistency W weighs the gender views' squared logit difference by W and the age views' difference
+# by W x this, per year: a 1-year disagreement costs as much as a 0.45 logit one
+AGE_CONSISTENCY_SCALE = 0.2
 
 
 @dataclasses.dataclass
@@ -80,6 +83,7 @@ class TrainConfig:
     augment: str = "none"  # camera / old-photo augmentation families (train/augment.py)
     snapshots: bool = False  # keep every epoch's weights in snapshots/ (train/soup.py)
     average: str = "none"  # "greedy": the run's model is the greedy average of its epochs if it scores better
+    consistency: float = 0.0  # > 0: paired views of each face, their answers pulled together (train/losses.py)
     command: str = ""
 
     def sources(self) -> list:
@@ -134,9 +138,10 @@ def compile_model(model: keras.Model, config: TrainConfig, lr: float) -> None:
     losses, metrics, weights = {}, {}, {}
     for output in TASK_OUTPUTS[config.task]:
         if output == "age":
-            losses["age"], metrics["age"], weights["age"] = AgeDistributionLoss(), [AgeMAE()], 1.0
+            losses["age"] = AgeDistributionLoss(consistency=config.consistency * AGE_CONSISTENCY_SCALE)
+            metrics["age"], weights["age"] = [AgeMAE()], 1.0
         elif output == "gender":
-            losses["gender"] = keras.losses.BinaryCrossentropy()
+            losses["gender"] = GenderLoss(consistency=config.consistency)
             metrics["gender"] = [keras.metrics.BinaryAccuracy(name="accuracy")]
             weights["gender"] = config.gender_weight
         else:
@@ -316,7 +321,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         train=FaceSequence(train_recs, contract, config.batch_size, augment_images=True,
                            shuffle=True, seed=config.seed, outputs=outputs, workers=config.workers,
                            landmarks=landmarks, families=parse_families(config.augment),
-                           sampling_p=training_sampling(config, train_recs)),
+                           sampling_p=training_sampling(config, train_recs), pairs=config.consistency > 0),
         val=FaceSequence(val_recs, contract, config.batch_size, outputs=outputs,
                          workers=config.workers, landmarks=landmarks),
     )
