@@ -90,6 +90,9 @@ def convert_tflite(saved_model_dir: str, precision: str,
 
 def convert_onnx_fp32(model, path: str) -> None:
     """ONNX through Keras' exporter (tf2onnx), opset 17, input 'image', outputs by name."""
+    # Keras' ONNX exporter refuses a model that was loaded but never called (as when no TFLite
+    # format is exported first): one call on a blank input traces it
+    model(np.zeros((1,) + tuple(model.input_shape[1:]), np.float32))
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = os.path.join(tmp, "model.onnx")
         model.export(tmp_path, format="onnx", opset_version=ONNX_OPSET, verbose=False)

@@ -85,6 +85,14 @@ def test_cross_dataset_figures_are_measured_into_the_card(small_model, utkface_s
     assert "Across datasets" in open(path + ".md").read()
 
 
+def test_onnx_alone_exports_from_a_freshly_loaded_model(small_model, utkface_sample, tmp_path):
+    from agegender.export.exporter import export_model
+
+    result = export_model(str(small_model), ["onnx-fp32"], str(tmp_path), calib=str(utkface_sample), name="small",
+                          max_mae_increase=100, max_gender_drop=100)
+    assert result.passed and os.path.isfile(result.checks[0].path)
+
+
 def test_failing_format_is_removed(small_model, utkface_sample, tmp_path):
     from agegender.export.exporter import export_model
 
