@@ -144,12 +144,12 @@ def export_model(model_path: str, formats: Sequence[str], out: str, calib: Optio
 
 def cross_dataset_table(reports: dict) -> dict:
     """{dataset: split, n, MAE, gender accuracy, mean signed error per age band} for a model card
-    (a band without faces: null)."""
+    (a band without faces: null; + 0.0 turns a rounded -0.0 into 0.0)."""
     from agegender.edge.outputs import json_safe
 
     table = {name: {"split": r.split, "n": r.n_images, "age_mae": round(r.metrics["age_mae"], 3),
                     "gender_accuracy": round(r.metrics["gender"]["accuracy"], 4),
-                    "bias_by_band": {band: round(v["bias"], 2) for band, v in r.metrics["age_mae_by_band"].items()}}
+                    "bias_by_band": {band: round(v["bias"], 2) + 0.0 for band, v in r.metrics["age_mae_by_band"].items()}}
              for name, r in reports.items()}
     return json_safe(table)
 
