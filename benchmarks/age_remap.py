@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         values = bin_values(knot_values)
         for (name, split), (dist, ages) in splits.items():
             mae, bias = scores(dist, ages, values)
-            lines.append(f"| {label} | {name} | {split} | {mae:.2f} | " + " | ".join(f"{b:+.2f}" for b in bias) + " |")
+            lines.append(f"| {label} | {name} | {split} | {mae:.2f} | " + " | ".join(f"{round(b, 2) + 0.0:+.2f}" for b in bias) + " |")
     lines += ["", "Knots (input age -> re-mapped age):", ""]
     for label, knot_values in maps[1:]:
         lines.append(f"- {label}: " + ", ".join(f"{k:.0f}->{v:.1f}" for k, v in zip(KNOTS, knot_values)))

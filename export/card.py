@@ -64,6 +64,12 @@ def card_markdown(card: dict) -> str:
                       p.get("training_command", "(unknown)"), "```", ""]
         lines += [f"{'Stage ' + str(len(parents) + 1) if parents else 'Training'}:",
                   "", "```", training["training_command"], "```", ""]
+        average = training.get("weight_average") or {}
+        if average.get("file"):  # the run's model is an average of its epochs (train/soup.py)
+            lines += [f"The model is the mean of the weights of epochs {average['epochs']} (epoch 0: the model it "
+                      f"started from), chosen greedily on the validation split: score {average['score']:.4f} "
+                      f"against {min(r['epoch_score'] for r in average['tried'] if r['epoch']):.4f} for the best "
+                      "single epoch (validation age MAE + 20 x gender error).", ""]
     if card.get("export_command"):
         lines += ["Export:", "", "```", card["export_command"], "```", ""]
     if card.get("calibration"):

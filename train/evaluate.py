@@ -78,7 +78,7 @@ class EvaluationReport:
             lines += ["## Age", "", f"MAE **{m['age_mae']:.2f}** years (mean predicted spread "
                       f"± {m.get('age_std_mean', float('nan')):.1f})", "",
                       "| age band | n | MAE | mean signed error |", "|---|---:|---:|---:|"]
-            lines += [f"| {band} | {v['n']} | {v['mae']:.2f} | {v['bias']:+.2f} |"
+            lines += [f"| {band} | {v['n']} | {v['mae']:.2f} | {_fmt(v['bias'], signed=True)} |"
                       for band, v in m["age_mae_by_band"].items()]
             lines += ["", "Mean signed error: predicted minus true age; above 0 the band reads too old.", ""]
         if "age_group" in m:
@@ -111,6 +111,7 @@ def _fmt(value, pct: bool = False, signed: bool = False) -> str:
         return "-"
     if pct:
         return f"{value:.1%}"
+    value = round(float(value), 2) + 0.0  # never "-0.00"
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
