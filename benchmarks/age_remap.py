@@ -26,18 +26,14 @@ from scipy.optimize import minimize
 
 from agegender.train import data as data_mod
 from agegender.train import metrics as M
-from agegender.train.evaluate import predict_records
+from agegender.edge.postprocess import age_mean_std
+from agegender.train.evaluate import format_figure, predict_records
 from agegender.train.keras_backend import open_any_model
 from agegender.train.landmarks import load_landmarks
 
 KNOTS = np.array([0, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60, 70, 80, 100], float)
 BIN_AGES = np.arange(101, dtype=float)
 WEIGHTS = (0.0, 0.05, 0.2, 1.0)
-
-
-def normalised(distribution: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(distribution, np.float64), 0, None)
-    return p / np.maximum(p.sum(-1, keepdims=True), 1e-12)
 
 
 def bin_values(knot_values: np.ndarray) -> np.ndarray:
@@ -47,7 +43,7 @@ def bin_values(knot_values: np.ndarray) -> np.ndarray:
 
 def scores(dist: np.ndarray, ages: np.ndarray, values: np.ndarray) -> tuple[float, np.ndarray]:
     """(MAE, mean signed error per band of M.AGE_BANDS) of the re-mapped expectation."""
-    predicted = dist @ values
+    predicted = age_mean_std(dist, values)[0]
     bands = M.mae_by_band(ages, predicted)
     return M.mae(ages, predicted), np.array([bands[M.band_name(lo, hi)]["bias"] for lo, hi in M.AGE_BANDS])
 
@@ -83,7 +79,7 @@ def main(argv=None) -> int:
             chosen = data_mod.select_source_split(records, split, source)
             landmarks = load_landmarks(chosen, source.path, args.align_detector)
             pred = predict_records(model, chosen, progress_every=0, landmarks=landmarks)
-            splits[(source.name, split)] = (normalised(pred.age_distribution), pred.ages)
+            splits[(source.name, split)] = (pred.age_distribution, pred.ages)
     val_sets = [v for (name, split), v in splits.items() if split == "val"]
     maps = [("none (ages 0..100)", KNOTS.copy())] + [(f"fitted, weight {w:g}", fit(val_sets, w)) for w in WEIGHTS]
     bands = " | ".join(M.band_name(lo, hi) for lo, hi in M.AGE_BANDS)
@@ -93,7 +89,7 @@ def main(argv=None) -> int:
         values = bin_values(knot_values)
         for (name, split), (dist, ages) in splits.items():
             mae, bias = scores(dist, ages, values)
-            lines.append(f"| {label} | {name} | {split} | {mae:.2f} | " + " | ".join(f"{round(b, 2) + 0.0:+.2f}" for b in bias) + " |")
+            lines.append(f"| {label} | {name} | {split} | {mae:.2f} | " + " | ".join(format_figure(b, signed=True) for b in bias) + " |")
     lines += ["", "Knots (input age -> re-mapped age):", ""]
     for label, knot_values in maps[1:]:
         lines.append(f"- {label}: " + ", ".join(f"{k:.0f}->{v:.1f}" for k, v in zip(KNOTS, knot_values)))

@@ -38,15 +38,16 @@ def result_label(r) -> str:
     return " · ".join(parts) or "?"
 
 
-def age_mean_std(distribution: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Expectation and standard deviation of (N, K) age distributions over ages 0..K-1.
+def age_mean_std(distribution: np.ndarray, ages: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Expectation and standard deviation of (N, K) age distributions over ages 0..K-1 (or over
+    ``ages``, the age each of the K bins stands for).
 
     The distribution is renormalised first: quantized models' softmax outputs do not
     sum exactly to 1.
     """
     dist = np.clip(np.asarray(distribution, np.float64), 0, None)
     dist = dist / np.maximum(dist.sum(-1, keepdims=True), 1e-12)
-    ages = np.arange(dist.shape[-1], dtype=np.float64)
+    ages = np.arange(dist.shape[-1], dtype=np.float64) if ages is None else np.asarray(ages, np.float64)
     mean = dist @ ages
     var = dist @ ages ** 2 - mean ** 2
     return mean, np.sqrt(np.maximum(var, 0.0))

@@ -78,7 +78,7 @@ class EvaluationReport:
             lines += ["## Age", "", f"MAE **{m['age_mae']:.2f}** years (mean predicted spread "
                       f"± {m.get('age_std_mean', float('nan')):.1f})", "",
                       "| age band | n | MAE | mean signed error |", "|---|---:|---:|---:|"]
-            lines += [f"| {band} | {v['n']} | {v['mae']:.2f} | {_fmt(v['bias'], signed=True)} |"
+            lines += [f"| {band} | {v['n']} | {v['mae']:.2f} | {format_figure(v['bias'], signed=True)} |"
                       for band, v in m["age_mae_by_band"].items()]
             lines += ["", "Mean signed error: predicted minus true age; above 0 the band reads too old.", ""]
         if "age_group" in m:
@@ -99,14 +99,15 @@ class EvaluationReport:
                 lines += [f"## {by.replace('_', ' ').capitalize()}", "",
                           "| group | n | age MAE | age-group acc. | gender acc. |", "|---|---:|---:|---:|---:|"]
                 for name, v in m[by].items():
-                    lines.append(f"| {name} | {v['n']} | {_fmt(v.get('age_mae'))} | "
-                                 f"{_fmt(v.get('age_group_accuracy'), pct=True)} | "
-                                 f"{_fmt(v.get('gender_accuracy'), pct=True)} |")
+                    lines.append(f"| {name} | {v['n']} | {format_figure(v.get('age_mae'))} | "
+                                 f"{format_figure(v.get('age_group_accuracy'), pct=True)} | "
+                                 f"{format_figure(v.get('gender_accuracy'), pct=True)} |")
                 lines.append("")
         return "\n".join(lines)
 
 
-def _fmt(value, pct: bool = False, signed: bool = False) -> str:
+def format_figure(value, pct: bool = False, signed: bool = False) -> str:
+    """A figure for a report: "-" when missing, a percentage, or 2 decimals (signed: +/-, never -0.00)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
     if pct:
@@ -259,10 +260,10 @@ def summary_markdown(reports: dict) -> str:
     for name, report in reports.items():
         m = report.metrics
         by_band = m.get("age_mae_by_band", {})
-        cells = [_fmt(by_band.get(b, {}).get("bias"), signed=True) for b in bands]
+        cells = [format_figure(by_band.get(b, {}).get("bias"), signed=True) for b in bands]
         gender = m.get("gender", {}).get("accuracy")
-        lines.append(f"| {name} | {report.split.split()[-1]} | {report.n_images} | {_fmt(m.get('age_mae'))} | "
-                     f"{_fmt(gender, pct=True)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {report.split.split()[-1]} | {report.n_images} | {format_figure(m.get('age_mae'))} | "
+                     f"{format_figure(gender, pct=True)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -76,13 +76,13 @@ def greedy_soup(scores: dict[int, float], snapshots: dict[int, str],
                 evaluate: Callable[[list[np.ndarray]], float]) -> tuple[list[np.ndarray], SoupResult]:
     """Average epochs greedily: start from the best-scoring epoch, add the next best if the
     average's score (``evaluate(weights)``, lower is better) improves. ``scores``: each epoch's
-    own validation score, from the run's history."""
+    own validation score (the run's history), so a single epoch is never scored again."""
     order = sorted((e for e in scores if e in snapshots), key=lambda e: scores[e])
     if not order:
         raise ValueError("no snapshots with a validation score")
     first = order[0]
     kept = {first: load_snapshot(snapshots[first])}
-    best_score = evaluate(kept[first])
+    best_score = scores[first]
     tried = [{"epoch": first, "epoch_score": scores[first], "average_score": best_score, "kept": True}]
     log.info("soup: epoch %d alone scores %.4f", first, best_score)
     for epoch in order[1:]:

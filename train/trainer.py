@@ -431,25 +431,28 @@ def average_stage(run: RunFolder, config: TrainConfig, state: dict, val_seq) -> 
     from agegender.train.soup import greedy_soup, list_snapshots, load_snapshot
 
     model = load_model(run.path("checkpoint.keras"))  # compiled: its metrics give the score
+    logs_of_score = {}  # each evaluation's validation logs by its score: the kept average's, for the card
 
-    def validation_logs(weights) -> dict:
+    def validation_score(weights) -> float:
         model.set_weights(weights)
-        logs = model.evaluate(val_seq, return_dict=True, verbose=0)
-        return {f"val_{k}": float(v) for k, v in logs.items()}
+        logs = {f"val_{k}": float(v) for k, v in model.evaluate(val_seq, return_dict=True, verbose=0).items()}
+        score = monitor_score(config.task, logs)
+        logs_of_score[score] = logs
+        return score
 
     snapshots = list_snapshots(run.path("snapshots"))
     scores = {int(row["epoch"]): float(row["score"]) for row in run.read_history()}
     best_epoch_score = min(scores.values(), default=float("inf"))
     for epoch in sorted(set(snapshots) - set(scores)):  # the starting model (epoch 0) has no history row
-        scores[epoch] = monitor_score(config.task, validation_logs(load_snapshot(snapshots[epoch])))
+        scores[epoch] = validation_score(load_snapshot(snapshots[epoch]))
         log.info("soup: epoch %d (the starting model) scores %.4f", epoch, scores[epoch])
-    weights, result = greedy_soup(scores, snapshots, lambda w: monitor_score(config.task, validation_logs(w)))
+    weights, result = greedy_soup(scores, snapshots, validation_score)
     soup = dataclasses.asdict(result)
     if result.score < best_epoch_score:  # an average (or the starting model) beats every trained epoch
-        logs = validation_logs(weights)
+        model.set_weights(weights)
         atomic_save(model, run.path("averaged.keras"))
         best_logs = {k: v for k, v in state.get("best_logs", {}).items() if not k.startswith("val_")}
-        state["best_logs"] = {**best_logs, **logs}
+        state["best_logs"] = {**best_logs, **logs_of_score[result.score]}
         soup["file"] = "averaged.keras"
         log.info("average of epochs %s scores %.4f (best trained epoch %.4f): kept", result.epochs, result.score,
                  best_epoch_score)
