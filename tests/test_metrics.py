@@ -46,6 +46,8 @@ def test_age_mean_std_and_groups():
     dist[1, 8] = 2.0  # unnormalised (as a quantized output may be): mean 8, std 0
     mean, std = age_mean_std(dist)
     assert mean == pytest.approx([35, 8]) and std == pytest.approx([5, 0])
+    stretched = age_mean_std(dist, np.arange(101) * 2.0)  # bins standing for other ages (benchmarks/age_remap.py)
+    assert stretched[0] == pytest.approx([70, 16]) and stretched[1] == pytest.approx([10, 0])
     groups = AgeGroups()
     assert groups.probabilities(dist)[0].tolist() == pytest.approx([0, 0, 1, 0])
     assert [groups.name_of(a) for a in (0, 12, 13, 19, 20, 59, 60, 99)] == [
