@@ -13,7 +13,7 @@ whether the gender call flips. Faces are matched across runs by box overlap (IoU
 The README sample (the astronaut) is listed on its own: its age and gender at every size.
 
     python benchmarks/stability.py --data $AGEGENDER_DATA --data $AAF/labels.csv --photos PHOTOS \
-        --detector-model face_detection_yunet_2023mar.onnx [--model M] [--flip] [--n 300] \
+        --detector-model face_detection_yunet_2023mar.onnx [--model M] [--flip] [--views N] [--n 300] \
         --json benchmarks/stability/NAME.json --markdown benchmarks/stability/NAME.md
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from edge_checks import paste  # noqa: E402  (the same pasting as the edge check
 
 from agegender.edge.detectors import YuNetDetector  # noqa: E402
 from agegender.edge.benchmark import write_json  # noqa: E402
-from agegender.edge.estimator import Estimator  # noqa: E402
+from agegender.edge.estimator import Estimator, averaging_label  # noqa: E402
 from agegender.edge.images import list_images, read_canonical, read_image  # noqa: E402
 from agegender.edge.tracker import iou  # noqa: E402
 from agegender.train import data as data_mod  # noqa: E402
@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     parser.add_argument("--detector-model", required=True)
     parser.add_argument("--model", default=None, help="model file (default: the shipped int8 TFLite)")
     parser.add_argument("--flip", action="store_true", help="average each face with its mirror (Estimator(flip=True))")
+    parser.add_argument("--views", type=int, default=1,
+                        help="average each face over N alignment views (Estimator(views=N), default %(default)s)")
     parser.add_argument("--n", type=int, default=300, help="pasted faces per dataset (default %(default)s)")
     parser.add_argument("--split", default="test", choices=["val", "test"],
                         help="which split's faces to paste (val for choosing models, test for reports)")
@@ -115,10 +117,11 @@ def main(argv=None) -> int:
     if model and model.endswith(".keras"):  # a training run's model, through the same runtime path
         from agegender.train.keras_backend import open_any_model
         model = open_any_model(model)
-    estimator = Estimator(model=model, detector=detectors[REFERENCE_SIZE], threads=1, flip=args.flip)
+    estimator = Estimator(model=model, detector=detectors[REFERENCE_SIZE], threads=1, flip=args.flip,
+                          views=args.views)
     rng = np.random.default_rng(args.seed)
     ref = SIZES.index(REFERENCE_SIZE)
-    report = {"model": os.path.basename(estimator.model_path), "flip": args.flip, "sizes": SIZES,
+    report = {"model": os.path.basename(estimator.model_path), "flip": args.flip, "views": args.views, "sizes": SIZES,
               "jitter": args.jitter, "draws": args.draws, "sets": {}}
     if args.photos:
         faces, sample = [], None
@@ -151,7 +154,8 @@ def main(argv=None) -> int:
 
 
 def to_markdown(report: dict) -> str:
-    lines = [f"Stability of `{report['model']}`" + (" with flip averaging" if report["flip"] else "")
+    averaging = averaging_label(report["flip"], report.get("views", 1))
+    lines = [f"Stability of `{report['model']}`" + (f" {averaging}" if averaging else "")
              + f": detector at {'/'.join(map(str, report['sizes']))} px and {report['draws']} landmark jitters "
              f"of {report['jitter']:.0%} of the eye distance.", "",
              "| faces | n | median age spread | p90 spread | gender flips | flips: ages 0-12 / 13+ |",

@@ -18,6 +18,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from agegender.edge.estimator import averaging_label
 from agegender.edge.model import AgeGenderModel
 
 
@@ -238,7 +239,9 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {r['model']} | {r['size_mb']:.2f} | {r['init_ms']:.1f} | {r['first_ms']:.1f} | "
                      + " | ".join(f"{lat[k]:.2f}" for k in ("mean", "std", "p50", "p90", "p99", "max")) + " |")
     if result.get("end_to_end"):
-        lines += ["", f"End to end ({result['frame_size']} frames, median ms per frame):", "",
+        averaging = averaging_label(result.get("flip", False), result.get("views", 1))
+        lines += ["", f"End to end ({result['frame_size']} frames, median ms per frame"
+                  + (f", {averaging}" if averaging else "") + "):", "",
                   "| faces pasted | faces found (mean) | capture | detect | align | infer | track | draw | total "
                   "| FPS (p50) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for faces, r in result["end_to_end"].items():

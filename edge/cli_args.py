@@ -58,6 +58,16 @@ def fraction(text: str) -> float:
     return value
 
 
+def alignment_views(text: str) -> int:
+    """How many alignment views to average a face over (``contract.ALIGNMENT_VIEWS``)."""
+    from agegender.edge.contract import check_views
+
+    try:
+        return check_views(positive_int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def image_size(text: str) -> int:
     value = positive_int(text)
     if not 32 <= value <= 512:

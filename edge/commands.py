@@ -40,7 +40,7 @@ def make_estimator(args):
 
     return Estimator(model=args.model, detector=args.detector_model, threads=args.threads,
                      max_faces=args.max_faces, min_face=args.min_face, score_threshold=args.score_threshold,
-                     detect_max_side=args.detect_size, flip=args.flip)
+                     detect_max_side=args.detect_size, flip=args.flip, views=args.views)
 
 
 # --- run ------------------------------------------------------------------------
@@ -68,6 +68,10 @@ and video outputs are flushed and closed either way.""")
                         "1.3 ms more per face at 1 thread); off by default in run: on the synthetic videos of "
                         "benchmarks/README.md it made video mode's ages worse (+0.67 y), while video mode already "
                         "averages each face over its estimates")
+    p.add_argument("--views", type=cli_args.alignment_views, default=1, metavar="N",
+                   help="cut every face N slightly different ways (1-5) and average the answers: steadier under "
+                        "small landmark shifts, N x the model time (default %(default)s: video mode already "
+                        "averages each face over its estimates)")
     p.add_argument("--json", default=None,
                    help="append JSON Lines (one object per frame) to this file ('-' = stdout)")
     p.add_argument("--output", default=None,
@@ -261,6 +265,9 @@ when any file failed.""")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average every face with its mirror image (default on for still pictures: steadier and "
                         "more accurate for 1.3 ms more per face; --no-flip turns it off)")
+    p.add_argument("--views", type=cli_args.alignment_views, default=1, metavar="N",
+                   help="cut every face N slightly different ways (1-5) and average the answers: steadier under "
+                        "small landmark shifts, N x the model time (default %(default)s)")
     p.add_argument("--aligned", action="store_true", help="inputs are training-style face crops: skip detection")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per picture")
     p.add_argument("--output", default=None,
@@ -397,6 +404,10 @@ def add_benchmark(sub) -> None:
     p.add_argument("--threads", type=cli_args.positive_int, default=1, help="inference threads (default 1)")
     p.add_argument("--detect-size", type=cli_args.positive_int, default=None, metavar="PX",
                    help="longest side of the frame the detector sees (default 320)")
+    p.add_argument("--flip", action="store_true",
+                   help="time the loops with mirror averaging on (as `predict` runs by default)")
+    p.add_argument("--views", type=cli_args.alignment_views, default=1, metavar="N",
+                   help="time the loops averaging each face over N alignment views (default %(default)s)")
     p.add_argument("--warmup", type=cli_args.non_negative_int, default=50, help="untimed runs first (default %(default)s)")
     p.add_argument("--runs", type=cli_args.positive_int, default=500, help="timed runs per model (default %(default)s)")
     p.add_argument("--frames", type=cli_args.positive_int, default=100, help="frames per end-to-end run (default %(default)s)")
@@ -465,7 +476,7 @@ def cmd_benchmark(args) -> int:
                       and m.path.endswith((".tflite", ".onnx"))), key=lambda m: not m.default)
     models = args.model or runnable_here([m.path for m in shipped])  # the default model first: it runs end to end
     result = {"machine": B.machine_info(args.threads), "models": [], "end_to_end": {},
-              "frame_size": f"{args.frame_size[0]}x{args.frame_size[1]}"}
+              "frame_size": f"{args.frame_size[0]}x{args.frame_size[1]}", "flip": args.flip, "views": args.views}
     for path in models:
         log.info("model-only: %s", path)
         result["models"].append(dataclasses.asdict(B.benchmark_model(path, args.threads, args.warmup, args.runs)))
@@ -473,7 +484,7 @@ def cmd_benchmark(args) -> int:
 
     cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's own thread pool
     estimator = Estimator(model=models[0], detector=args.detector_model, threads=args.threads,
-                          detect_max_side=args.detect_size)
+                          detect_max_side=args.detect_size, flip=args.flip, views=args.views)
     if args.source:
         import itertools
 

@@ -268,3 +268,55 @@ def canonical_input(crop: np.ndarray, contract: InputContract, landmarks=None) -
     if landmarks is None:
         return crop_to_input(crop, contract.size)
     return face_input(crop, contract, landmarks=landmarks)
+
+
+# --- alignment views: one face cut a few slightly different ways ---------------
+# (scale about the crop's centre, shift right, shift down as fractions of the crop side). The first
+# is the face as aligned; ``views=N`` uses the first N. Averaging a face's answers over them makes
+# the answer depend less on exactly where its landmarks fell: on 150 validation faces per dataset,
+# the median age spread across detector sizes and landmark jitter went 1.28 -> 0.73 y (UTKFace) and
+# 1.21 -> 0.72 y (AAF) with 5 views (benchmarks/stability, benchmarks/accuracy.md).
+ALIGNMENT_VIEWS = ((1.0, 0.0, 0.0), (0.95, 0.02, 0.02), (0.95, -0.02, -0.02), (1.05, 0.02, -0.02),
+                   (1.05, -0.02, 0.02))
+
+
+def check_views(views: int) -> int:
+    """``views`` as a valid count of alignment views (1..5), or a one-line ValueError."""
+    if not isinstance(views, (int, np.integer)) or not 1 <= views <= len(ALIGNMENT_VIEWS):
+        raise ValueError(f"views must be a whole number from 1 to {len(ALIGNMENT_VIEWS)}, got {views!r}")
+    return int(views)
+
+
+def view_transforms(matrix: np.ndarray, canonical_size: int, views: int = 1) -> list[np.ndarray]:
+    """The 2x3 transform of a face, nudged in the canonical crop by each of the first ``views``
+    alignment views (the first is the transform itself)."""
+    base = np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]])
+    centre = canonical_size / 2.0
+    out = []
+    for scale, dx, dy in ALIGNMENT_VIEWS[:check_views(views)]:
+        nudge = np.array([[scale, 0.0, centre * (1 - scale) + dx * canonical_size],
+                          [0.0, scale, centre * (1 - scale) + dy * canonical_size]])
+        out.append((nudge @ base).astype(np.float32))
+    return out
+
+
+def face_inputs(image_rgb: np.ndarray, contract: InputContract, landmarks=None, box=None, views: int = 1) -> np.ndarray:
+    """(views, S, S, 3): the model inputs for one face of a frame, one per alignment view; the first
+    is ``face_input``'s."""
+    if check_views(views) == 1:
+        return face_input(image_rgb, contract, landmarks, box)[None]
+    matrices = view_transforms(face_transform(contract, landmarks, box), contract.canonical_size, views)
+    return np.stack([crop_to_input(warp_to_canonical(image_rgb, m, contract), contract.size) for m in matrices])
+
+
+def canonical_inputs(crop: np.ndarray, contract: InputContract, landmarks=None, views: int = 1) -> np.ndarray:
+    """(views, S, S, 3): ``canonical_input`` for each alignment view; a crop without landmarks is
+    nudged as the canonical crop it already is."""
+    if check_views(views) == 1:
+        return canonical_input(crop, contract, landmarks)[None]
+    if landmarks is not None:
+        return face_inputs(crop, contract, landmarks=landmarks, views=views)
+    h, w = crop.shape[:2]
+    as_canonical = np.array([[contract.canonical_size / w, 0, 0], [0, contract.canonical_size / h, 0]], np.float32)
+    matrices = view_transforms(as_canonical, contract.canonical_size, views)
+    return np.stack([crop_to_input(warp_to_canonical(crop, m, contract), contract.size) for m in matrices])

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from agegender.edge.contract import as_rgb_picture
+from agegender.edge.contract import as_rgb_picture, check_views
 from agegender.edge.detectors import (CROP_DETECT_MAX_SIDE, Detection, YuNetDetector, create_detector,
                                       crop_landmarks, find_yunet)
 from agegender.edge.model import AgeGenderModel
@@ -84,6 +84,12 @@ def widen_for_quality(result: AgeGender, quality: Optional[FaceQuality]) -> AgeG
     return dataclasses.replace(result, age_std=result.age_std * (2.0 - quality.score))
 
 
+def averaging_label(flip: bool, views: int = 1) -> str:
+    """How the answers are averaged, for reports: "" or e.g. "with mirror averaging and 5 alignment views"."""
+    parts = [w for w, on in (("mirror averaging", flip), (f"{views} alignment views", views > 1)) if on]
+    return "with " + " and ".join(parts) if parts else ""
+
+
 # The detector sees frames downscaled to this longest side: 320 px finds every face of the
 # project's test photos, as 640 does, and detection takes 5.4 instead of 9.6 ms per 640x480
 # frame at 1 thread (benchmarks/edge.md, benchmarks/README.md).
@@ -95,11 +101,13 @@ class Estimator:
 
     def __init__(self, model: Optional[str] = None, detector=None, threads: Optional[int] = None,
                  max_faces: int = 10, min_face: int = 24, detect_max_side: Optional[int] = None,
-                 score_threshold: Optional[float] = None, flip: bool = False):
+                 score_threshold: Optional[float] = None, flip: bool = False, views: int = 1):
         """model: .tflite/.onnx path (default: the shipped int8 TFLite), or an AgeGenderModel.
         detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar).
         score_threshold: YuNet's confidence threshold (default 0.7; the Haar fallback has none).
-        flip: also run every face mirrored and average the two answers (twice the model time)."""
+        flip: also run every face mirrored and average the two answers (twice the model time).
+        views: cut every face this many slightly different ways (1-5, ``contract.ALIGNMENT_VIEWS``) and
+        average the answers: steadier under small landmark shifts, ``views`` x the model time."""
         if isinstance(model, AgeGenderModel):  # a model object opened elsewhere (e.g. a Keras model, in training)
             self.model, self.model_path = model, model.path
         else:
@@ -114,6 +122,7 @@ class Estimator:
         self.max_faces = max_faces
         self.min_face = min_face
         self.flip = flip
+        self.views = check_views(views)
         # One Estimator may be shared by threads: its detector and interpreter are not thread-safe,
         # so calls take turns (one instance per thread runs them in parallel instead).
         self._lock = threading.RLock()
@@ -150,8 +159,10 @@ class Estimator:
         return faces[: self.max_faces]
 
     def align(self, image_rgb: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
-        crops = [self.model.preprocess(image_rgb, landmarks=d.landmarks, box=d.box) for d in detections]
-        return np.stack(crops) if crops else np.zeros((0, self.contract.size, self.contract.size, 3), np.uint8)
+        """(faces x views, S, S, 3): each detection's model inputs, its ``views`` in a row."""
+        crops = [self.model.preprocess(image_rgb, landmarks=d.landmarks, box=d.box, views=self.views)
+                 for d in detections]
+        return np.concatenate(crops) if crops else np.zeros((0, self.contract.size, self.contract.size, 3), np.uint8)
 
     def align_crop(self, crop_rgb: np.ndarray) -> np.ndarray:
         """A training-style face crop as the model input: re-aligned by its own landmarks when the
@@ -161,7 +172,7 @@ class Estimator:
             landmarker = self.crop_landmarker()
             if landmarker is not None:
                 landmarks = crop_landmarks(landmarker, crop_rgb)
-        return self.model.preprocess_crop(crop_rgb, landmarks)[None]
+        return self.model.preprocess_crop(crop_rgb, landmarks, views=self.views)
 
     def crop_landmarker(self):
         """YuNet at the settings that found the training crops' landmarks, or None without YuNet."""
@@ -176,12 +187,12 @@ class Estimator:
         return self._crop_landmarker or None
 
     def infer(self, inputs: np.ndarray, flip: Optional[bool] = None) -> list[AgeGender]:
-        """Model inputs (N, S, S, 3) uint8 -> decoded results; flip: this call's choice (None: the
-        estimator's)."""
+        """Model inputs (N x views, S, S, 3) uint8, as ``align`` cuts them -> N decoded results; flip:
+        this call's choice (None: the estimator's)."""
         if len(inputs) == 0:
             return []
         with self._lock:
-            raw = self.model.run(inputs, flip=self.flip if flip is None else flip)
+            raw = self.model.run(inputs, flip=self.flip if flip is None else flip, views=self.views)
         return self.model.decode(raw)
 
     # --- the one obvious method ------------------------------------------------

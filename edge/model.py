@@ -1,9 +1,9 @@
 """One age/gender model: a file, its card, and the three steps every user of it needs.
 
     model = AgeGenderModel.open("models/agegender_mnv2_128_int8.tflite")   # card read and checked
-    inputs = model.preprocess(frame, landmarks=..., box=...)   # a face of a frame, as the card says
-    inputs = model.preprocess_crop(crop, landmarks)            # a canonical training-style crop
-    results = model.decode(model.run(batch))                   # [AgeGender], absent heads -> None fields
+    inputs = model.preprocess(frame, landmarks=..., box=...)   # (views, S, S, 3): a face of a frame, as the card says
+    inputs = model.preprocess_crop(crop, landmarks)            # (views, S, S, 3): a canonical training-style crop
+    results = model.decode(model.run(batch, views=views))      # [AgeGender], absent heads -> None fields
 
 ``run`` hides the backend (LiteRT, onnxruntime, or Keras via ``agegender.train.keras_backend``)
 and batches as the backend allows; ``decode`` is the one place where age, spread, group and gender
@@ -19,7 +19,7 @@ import numpy as np
 
 from agegender.edge.backends import ModelError, open_model
 from agegender.edge.card import ModelCard, ModelCardError
-from agegender.edge.contract import canonical_input, crop_to_input, face_input
+from agegender.edge.contract import canonical_inputs, check_views, face_inputs
 from agegender.edge.postprocess import AgeGender, decode
 
 log = logging.getLogger(__name__)
@@ -61,16 +61,17 @@ class AgeGenderModel:
         return self.backend.info.path
 
     # --- preprocess --------------------------------------------------------------
-    def preprocess(self, image_rgb: np.ndarray, landmarks=None, box=None) -> np.ndarray:
-        """The model input for one face of a frame: by its landmarks, else by its box."""
-        return face_input(image_rgb, self.contract, landmarks=landmarks, box=box)
+    def preprocess(self, image_rgb: np.ndarray, landmarks=None, box=None, views: int = 1) -> np.ndarray:
+        """(views, S, S, 3): the model inputs for one face of a frame, by its landmarks, else by its
+        box; one per alignment view (``contract.ALIGNMENT_VIEWS``), the face as aligned first."""
+        return face_inputs(image_rgb, self.contract, landmarks=landmarks, box=box, views=views)
 
-    def preprocess_crop(self, crop_rgb: np.ndarray, landmarks=None) -> np.ndarray:
-        """The model input for a canonical (UTKFace-style) crop: re-aligned by its own landmarks for
-        a model trained that way (``alignment: landmarks``), else resized as it is."""
-        if self.card.alignment == "landmarks" and landmarks is not None:
-            return canonical_input(crop_rgb, self.contract, landmarks)
-        return crop_to_input(crop_rgb, self.contract.size)
+    def preprocess_crop(self, crop_rgb: np.ndarray, landmarks=None, views: int = 1) -> np.ndarray:
+        """(views, S, S, 3): the model inputs for a canonical (UTKFace-style) crop, re-aligned by its
+        own landmarks for a model trained that way (``alignment: landmarks``), else as it is."""
+        if self.card.alignment != "landmarks":
+            landmarks = None
+        return canonical_inputs(crop_rgb, self.contract, landmarks, views=views)
 
     @property
     def wants_crop_landmarks(self) -> bool:
@@ -78,16 +79,23 @@ class AgeGenderModel:
         return self.card.alignment == "landmarks"
 
     # --- run and decode ------------------------------------------------------------
-    def run(self, inputs: np.ndarray, batch_size: int = 64, flip: bool = False) -> dict:
-        """Raw outputs {head: (N, ...)} for (N, S, S, 3) uint8 inputs; with ``flip``, each face's
-        outputs averaged with its mirror image's (test-time augmentation, twice the model time)."""
+    def run(self, inputs: np.ndarray, batch_size: int = 64, flip: bool = False, views: int = 1) -> dict:
+        """Raw outputs {head: (N, ...)} for (N x views, S, S, 3) uint8 inputs, each face's ``views``
+        inputs in a row (as ``preprocess`` gives them): outputs averaged over a face's views and, with
+        ``flip``, with their mirror images' (test-time augmentation, views x 2 the model time)."""
         inputs = np.asarray(inputs)
+        views = check_views(views)
         if len(inputs) == 0:
             return {}
+        if len(inputs) % views:
+            raise ValueError(f"{len(inputs)} inputs are not whole faces of {views} views each")
         raw = self._run(inputs, batch_size)
         if flip:
             mirrored = self._run(np.ascontiguousarray(inputs[:, :, ::-1]), batch_size)
             raw = {k: (np.asarray(v, np.float64) + mirrored[k]) / 2 for k, v in raw.items()}
+        if views > 1:
+            raw = {k: np.asarray(v, np.float64).reshape(len(inputs) // views, views, *np.shape(v)[1:]).mean(1)
+                   for k, v in raw.items()}
         return raw
 
     def _run(self, inputs: np.ndarray, batch_size: int) -> dict:
@@ -107,5 +115,5 @@ class AgeGenderModel:
     def decode(self, raw: dict) -> list[AgeGender]:
         return decode(raw.get("age"), raw.get("gender"), self.card.groups, raw.get("group"))
 
-    def predict_inputs(self, inputs: np.ndarray, flip: bool = False) -> list[AgeGender]:
-        return self.decode(self.run(inputs, flip=flip))
+    def predict_inputs(self, inputs: np.ndarray, flip: bool = False, views: int = 1) -> list[AgeGender]:
+        return self.decode(self.run(inputs, flip=flip, views=views))

@@ -67,4 +67,4 @@ def calibration_batches(records: Sequence[data_mod.FaceRecord], model,
     model's card says (re-aligned by each crop's landmarks for a model trained that way)."""
     for rec in records:
         points = (landmarks or {}).get(rec.name)
-        yield model.preprocess_crop(read_canonical(rec.path), points)[None].astype(np.float32)
+        yield model.preprocess_crop(read_canonical(rec.path), points).astype(np.float32)

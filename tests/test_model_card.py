@@ -164,7 +164,7 @@ def test_shipped_models_say_what_they_said(name, yunet_model, utkface_dir):
         said[crop_name] = (face.age, face.female_prob)
         wrong = estimator.predict(np.ascontiguousarray(crop[:, :, ::-1]), aligned=True)[0]
         as_bgr[crop_name] = (wrong.age, wrong.female_prob)
-        plain = estimator.model.predict_inputs(estimator.model.preprocess_crop(crop, None)[None])[0]
+        plain = estimator.model.predict_inputs(estimator.model.preprocess_crop(crop, None))[0]
         not_realigned[crop_name] = (plain.age, plain.female_prob)
     for key, (age, female) in said.items():
         assert age == pytest.approx(expected[key]["age"], abs=AGE_TOLERANCE), key

@@ -161,3 +161,66 @@ def test_a_face_turning_away_and_back_keeps_its_gender_and_age(utkface_dir, yune
     assert len({t.id for t in tracks}) == 1
     assert {t.gender for t in tracks} == {tracks[5].gender}
     assert max(abs(t.age - tracks[5].age) for t in tracks[5:]) <= 1.0
+
+
+def test_alignment_views_nudge_the_face_about_the_crop_centre():
+    from agegender.edge import contract as C
+
+    contract = C.InputContract(size=64)
+    matrix = np.array([[0.5, 0.1, 7.0], [-0.1, 0.5, 3.0]], np.float32)
+    views = C.view_transforms(matrix, contract.canonical_size, 5)
+    assert len(views) == 5 and np.allclose(views[0], matrix)
+    point = np.array([40.0, 60.0, 1.0])
+    aligned = matrix @ point
+    centre = contract.canonical_size / 2
+    for (scale, dx, dy), view in zip(C.ALIGNMENT_VIEWS, views):
+        expected = centre + scale * (aligned - centre) + np.array([dx, dy]) * contract.canonical_size
+        assert np.allclose(view @ point, expected, atol=1e-3)
+    for bad in (0, 6, 2.5):
+        with pytest.raises(ValueError, match="views must be a whole number from 1 to 5"):
+            C.check_views(bad)
+
+
+@pytest.fixture(scope="module")
+def woman_crop(utkface_dir):
+    from agegender.edge.images import read_canonical
+
+    return read_canonical(str(utkface_dir / FRONTAL_WOMAN))
+
+
+def test_the_first_view_is_the_face_as_aligned(woman_crop, yunet_model):
+    from agegender.edge import contract as C
+    from agegender.edge.detectors import YuNetDetector
+
+    face_crop = woman_crop
+    contract = C.InputContract(size=64)
+    landmarks = YuNetDetector(yunet_model).detect(face_crop)[0].landmarks
+    five = C.face_inputs(face_crop, contract, landmarks=landmarks, views=5)
+    assert five.shape == (5, 64, 64, 3)
+    assert np.array_equal(five[0], C.face_input(face_crop, contract, landmarks=landmarks))
+    assert np.array_equal(C.canonical_inputs(face_crop, contract, views=1)[0], C.crop_to_input(face_crop, 64))
+    nudged = C.canonical_inputs(face_crop, contract, views=3)
+    assert nudged.shape == (3, 64, 64, 3) and np.abs(nudged[0].astype(int) - nudged[1]).mean() > 2
+
+
+def test_views_average_a_faces_answers_over_its_cuts(woman_crop):
+    from agegender.edge.estimator import Estimator
+    from agegender.edge.model import AgeGenderModel
+    from agegender.edge.zoo import default_model_path
+
+    model, face_crop = default_model_path(), woman_crop
+    m = AgeGenderModel.open(model)
+    inputs = m.preprocess_crop(face_crop, views=5)
+    each = m.run(inputs)
+    averaged = m.run(np.concatenate([inputs, inputs]), views=5)
+    for head, values in each.items():
+        assert averaged[head].shape[0] == 2
+        assert np.allclose(averaged[head][0], np.mean(values, axis=0), atol=1e-6)
+        assert np.allclose(averaged[head][1], averaged[head][0])
+    with pytest.raises(ValueError, match="not whole faces of 5 views"):
+        m.run(inputs[:4], views=5)
+    one = Estimator(model=model, detector=None, views=5).predict(face_crop, aligned=True)[0]
+    expected = m.decode({k: np.mean(v, axis=0, keepdims=True) for k, v in each.items()})[0]
+    assert one.female_prob == pytest.approx(expected.female_prob, abs=1e-6)
+    with pytest.raises(ValueError, match="views must be"):
+        Estimator(model=model, detector=None, views=9)

@@ -179,6 +179,9 @@ Writes metrics.json, report.md and confusion.png in --out.""")
                         "--align-detector); default: score the crops as given")
     p.add_argument("--flip", action="store_true",
                    help="average each face with its mirror image, as the runtime's --flip does")
+    p.add_argument("--views", type=positive_int, default=1,
+                   help="average each face over this many alignment views (1-5), as the runtime's --views does "
+                        "(default %(default)s)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -191,7 +194,8 @@ def cmd_evaluate(args) -> int:
 
     reports = evaluate_datasets(args.model, data_sources(data, args.split_dir), split=args.split, out=args.out,
                                 batch_size=args.batch_size, max_images=args.max_images,
-                                align_detector=args.align_detector, flip=args.flip)
+                                align_detector=args.align_detector, flip=args.flip,
+                                views=args.views)
     for report in reports.values():
         print(report.summary())
     if len(reports) > 1:

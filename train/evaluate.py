@@ -168,22 +168,24 @@ def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
     return out
 
 
-def model_inputs(model, records: Sequence, landmarks: Optional[dict] = None) -> np.ndarray:
-    """(N, S, S, 3) uint8 inputs for canonical crops, exactly as the model's card says to feed them."""
+def model_inputs(model, records: Sequence, landmarks: Optional[dict] = None, views: int = 1) -> np.ndarray:
+    """(N x views, S, S, 3) uint8 inputs for canonical crops, exactly as the model's card says to feed
+    them, each crop's alignment views in a row."""
     landmarks = landmarks or {}
-    return np.stack([model.preprocess_crop(read_canonical(r.path), landmarks.get(r.name)) for r in records])
+    return np.concatenate([model.preprocess_crop(read_canonical(r.path), landmarks.get(r.name), views) for r in records])
 
 
 def predict_records(model, records: Sequence, batch_size: int = 64, progress_every: int = 20,
-                    landmarks: Optional[dict] = None, flip: bool = False) -> Predictions:
+                    landmarks: Optional[dict] = None, flip: bool = False, views: int = 1) -> Predictions:
     """Raw outputs of an AgeGenderModel over labelled crops, beside their labels; with ``flip``, each
-    face's outputs averaged with its mirror image's (as ``Estimator(flip=True)``)."""
+    face's outputs averaged with its mirror image's (as ``Estimator(flip=True)``), and over ``views``
+    alignment views (as ``Estimator(views=...)``)."""
     outs: dict[str, list] = {}
     n_batches = (len(records) + batch_size - 1) // batch_size
     started = time.time()
     for i, start in enumerate(range(0, len(records), batch_size)):
         chunk = records[start:start + batch_size]
-        for name, value in model.run(model_inputs(model, chunk, landmarks), batch_size, flip).items():
+        for name, value in model.run(model_inputs(model, chunk, landmarks, views), batch_size, flip, views).items():
             outs.setdefault(name, []).append(np.asarray(value))
         if progress_every and (i + 1) % progress_every == 0:
             log.info("scored %d/%d batches (%.0f s)", i + 1, n_batches, time.time() - started)
@@ -210,7 +212,7 @@ def evaluate_model(model_path: str, data, split: str = "test", split_dir: Option
 
 def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", out: Optional[str] = None,
                       batch_size: int = 64, max_images: Optional[int] = None,
-                      align_detector: Optional[str] = None, flip: bool = False) -> dict:
+                      align_detector: Optional[str] = None, flip: bool = False, views: int = 1) -> dict:
     """{dataset name: report}; with several datasets and ``out``, one folder each plus summary.md."""
     from agegender.train.keras_backend import open_any_model
 
@@ -230,7 +232,7 @@ def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", o
         if align_detector:
             from agegender.train.landmarks import load_landmarks
             landmarks = load_landmarks(records, source.path, align_detector)
-        pred = predict_records(model, records, batch_size, landmarks=landmarks, flip=flip)
+        pred = predict_records(model, records, batch_size, landmarks=landmarks, flip=flip, views=views)
         if landmarks is not None:
             from agegender.edge.quality import face_quality
             pred.poses = [face_quality(landmarks[r.name]).pose if r.name in landmarks else None for r in records]
@@ -241,6 +243,7 @@ def evaluate_datasets(model_path: str, sources: Sequence, split: str = "test", o
         metrics["split_dir"] = None if split == "all" else source.describe()["split_files"]
         metrics["skipped_inputs"] = dict(read_report.skipped)
         metrics["flip_averaging"] = flip
+        metrics["alignment_views"] = views
         reports[source.name] = EvaluationReport(model_path, f"{source.name} {split}", len(records), metrics)
     if out:
         if len(reports) == 1:
