@@ -273,9 +273,10 @@ def canonical_input(crop: np.ndarray, contract: InputContract, landmarks=None) -
 # --- alignment views: one face cut a few slightly different ways ---------------
 # (scale about the crop's centre, shift right, shift down as fractions of the crop side). The first
 # is the face as aligned; ``views=N`` uses the first N. Averaging a face's answers over them makes
-# the answer depend less on exactly where its landmarks fell: on 150 validation faces per dataset,
-# the median age spread across detector sizes and landmark jitter went 1.28 -> 0.73 y (UTKFace) and
-# 1.21 -> 0.72 y (AAF) with 5 views (benchmarks/stability, benchmarks/accuracy.md).
+# the answer depend less on exactly where its landmarks fell: on 300 validation faces per dataset,
+# the median age spread across detector sizes and landmark jitter went 1.19 -> 0.71 y (UTKFace) and
+# 1.23 -> 0.76 y (AAF) with 5 views, gender flips 28 -> 20 and 31 -> 14 (benchmarks/accuracy.md).
+# Wider nudges (scale ±10%, shifts 4%) and 9 views measured no better.
 ALIGNMENT_VIEWS = ((1.0, 0.0, 0.0), (0.95, 0.02, 0.02), (0.95, -0.02, -0.02), (1.05, 0.02, -0.02),
                    (1.05, -0.02, 0.02))
 
