@@ -35,6 +35,7 @@ log = logging.getLogger("video_sweep")
 VARIATIONS = {"detect_every": (5, 30), "reestimate_every": (10, 60), "settle_age_std": (0.75, 3.0),
               "roi_scale": (1.6, 2.5), "track_face_px": (32, 64), "motion_threshold": (0.0, 25.0),
               "flip": (True,)}
+ESTIMATOR_VARIATIONS = {"views": (3, 5)}  # the Estimator's alignment views, video options at their defaults
 
 
 def run_all(videos, make) -> dict:
@@ -70,9 +71,13 @@ def main(argv=None) -> int:
     settings = [("defaults", VideoOptions())] + [
         (f"{key} = {value}", dataclasses.replace(VideoOptions(), **{key: value}))
         for key, values in VARIATIONS.items() for value in values]
+    settings += [(f"{key} = {value}", VideoOptions(), Estimator(model=args.model, detector=estimator.detector, threads=1,
+                                                               **{key: value}))
+                 for key, values in ESTIMATOR_VARIATIONS.items() for value in values]
     rows = {}
-    for name, options in settings:
-        rows[name] = run_all(videos, lambda: our_faces(VideoEstimator(estimator, options).process))
+    for name, options, *other in settings:
+        runtime = other[0] if other else estimator
+        rows[name] = run_all(videos, lambda: our_faces(VideoEstimator(runtime, options).process))
         r = rows[name]
         log.info("%s: p50 %.2f mean %.2f ms, MAE %.3f, switches %s", name, r["latency_ms"]["p50"],
                  r["latency_ms"]["mean"], r["age_mae"], r["id_switches"])
@@ -81,7 +86,7 @@ def main(argv=None) -> int:
              f"Still path on the same frames: p50 {still['latency_ms']['p50']:.2f} ms, mean "
              f"{still['latency_ms']['mean']:.2f} ms, age MAE {still['age_mae']:.2f}, gender "
              f"{still['gender_accuracy']:.1%}. Defaults: " + ", ".join(
-                 f"{k} {getattr(d, k)}" for k in VARIATIONS), "",
+                 f"{k} {getattr(d, k)}" for k in VARIATIONS) + ", views 1", "",
              "| setting | p50 ms/frame | mean | faces found | age MAE (- still) | gender (- still) | id switches | "
              "first estimate after (max) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():

@@ -66,11 +66,12 @@ and video outputs are flushed and closed either way.""")
     p.add_argument("--flip", action="store_true",
                    help="also estimate every face mirrored and average the two, twice the model time (about "
                         "1.3 ms more per face at 1 thread); off by default in run: on the synthetic videos of "
-                        "benchmarks/README.md it made video mode's ages worse (+0.67 y), while video mode already "
-                        "averages each face over its estimates")
+                        "benchmarks/README.md it did not make video mode's ages better (+0.14 y), as video mode "
+                        "already averages each face over its estimates")
     p.add_argument("--views", type=cli_args.alignment_views, default=1, metavar="N",
                    help="cut every face N slightly different ways (1-5) and average the answers: steadier under "
-                        "small landmark shifts, N x the model time (default %(default)s: video mode already "
+                        "small landmark shifts, N x the model time (default %(default)s: on the synthetic videos of "
+                        "benchmarks/README.md 3 or 5 views did not make video mode's ages better, as it already "
                         "averages each face over its estimates)")
     p.add_argument("--json", default=None,
                    help="append JSON Lines (one object per frame) to this file ('-' = stdout)")

@@ -29,8 +29,9 @@ not change, so most of the still path's work is repeated. Per frame, video mode 
    from the full detector's landmarks only, so each is the still path's answer for that
    frame. The answer is the mean of the track's estimates, each weighted by the face's
    quality (so a profile frame barely moves it), older ones fading over ``memory``
-   estimates. Mirror-image averaging (``flip``) follows the Estimator unless set: `run`
-   leaves it off, as on the synthetic videos it made video mode's ages worse, not better.
+   estimates. Mirror-image averaging (``flip``) follows the Estimator unless set, and so do
+   its alignment views: `run` leaves both off, as on the synthetic videos neither made video
+   mode's ages better (benchmarks/README.md).
    A face that another face overlaps may be partly hidden: it is not estimated then
    (unless it has no answer yet), nor is its look learnt.
 
