@@ -177,12 +177,10 @@ def new_training_card(size: int, task: str, alignment: str, detector: Optional[d
                       datasets: Optional[list] = None, licence: str = "",
                       parent: Optional[ModelCard] = None) -> ModelCard:
     """The card of a new training run: the parent model's contract when it starts from one (its template,
-    margins and age groups carry over), else the project's default contract at this input size."""
+    margins and age groups carry over; the input size is this run's), else the project's default
+    contract at this input size."""
     if parent is not None:
-        if parent.contract.size != size:
-            raise ModelCardError(f"the model to start from takes {parent.contract.size} px, this run {size} px: "
-                                 f"use --img-size {parent.contract.size}")
-        contract = parent.contract
+        contract = parent.contract.with_size(size)
         detector = detector or parent.detector
     else:
         contract = InputContract(size=size)

@@ -250,3 +250,19 @@ def test_score_threshold_with_the_haar_fallback_is_not_silently_dropped(tmp_path
             os.environ["XDG_CACHE_HOME"] = old
     assert "--score-threshold applies to YuNet only" in caplog.text
     assert math.isfinite(0.9)
+
+
+def test_a_run_from_a_parent_keeps_its_contract_at_the_runs_input_size():
+    import dataclasses
+
+    from agegender.edge.card import new_training_card
+    from agegender.edge.contract import InputContract
+
+    template = ((0.3, 0.3), (0.7, 0.3), (0.5, 0.5), (0.32, 0.68), (0.66, 0.69))
+    parent = dataclasses.replace(new_training_card(128, "multi", "landmarks"),
+                                 contract=InputContract(size=128, template=template, box_margin=1.3),
+                                 detector={"name": "yunet"})
+    child = new_training_card(144, "multi", "landmarks", parent=parent)
+    assert child.contract.size == 144
+    assert child.contract.template == template and child.contract.box_margin == 1.3
+    assert child.detector == {"name": "yunet"}

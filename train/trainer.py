@@ -36,6 +36,7 @@ import keras
 import numpy as np
 
 from agegender.edge.card import ModelCard, new_training_card
+from agegender.edge.errors import AgeGenderError
 from agegender.edge.files import atomic_write_bytes, portable_command, remove_partials
 from agegender.train import data as data_mod
 from agegender.train.dataset import FaceSequence
@@ -346,7 +347,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             spec.weights = pretrain_stage(config, train_recs, val_recs, landmarks, state, contract)
         model = build_model(spec)
         if config.init_from:
-            model.set_weights(load_model(config.init_from, compile=False).get_weights())
+            try:  # a fully convolutional model takes its weights at any input size; a flattening one does not
+                model.set_weights(load_model(config.init_from, compile=False).get_weights())
+            except ValueError as exc:
+                raise AgeGenderError(f"--init-from {config.init_from}: its weights do not fit this model "
+                                    f"({config.arch}, {config.img_size} px): {str(exc).splitlines()[0][:200]}") from None
             log.info("weights initialised from %s", config.init_from)
             if config.average != "none":  # the starting model may join the average too (as epoch 0)
                 save_snapshot(model.get_weights(), snapshot_file(run.path("snapshots"), 0))
