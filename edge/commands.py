@@ -268,7 +268,7 @@ when any file failed.""")
                         "more accurate for 1.3 ms more per face; --no-flip turns it off)")
     p.add_argument("--views", type=cli_args.alignment_views, default=5, metavar="N",
                    help="cut every face N slightly different ways (1-5) and average the answers (default "
-                        "%(default)s for still pictures: the age moves about half as much with small shifts of the "
+                        "%(default)s for still pictures: the age moves a third to a half less with small shifts of the "
                         "landmarks and no less accurate, for about 1.3 ms per view and face, doubled by --flip; "
                         "--views 1 is the fastest)")
     p.add_argument("--aligned", action="store_true", help="inputs are training-style face crops: skip detection")
