@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from edge_checks import paste  # noqa: E402  (the same pasting as the edge checks)
 
+from agegender.edge.cli_args import alignment_views  # noqa: E402
 from agegender.edge.detectors import YuNetDetector  # noqa: E402
 from agegender.edge.benchmark import write_json  # noqa: E402
 from agegender.edge.estimator import Estimator, averaging_label  # noqa: E402
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--detector-model", required=True)
     parser.add_argument("--model", default=None, help="model file (default: the shipped int8 TFLite)")
     parser.add_argument("--flip", action="store_true", help="average each face with its mirror (Estimator(flip=True))")
-    parser.add_argument("--views", type=int, default=1,
+    parser.add_argument("--views", type=alignment_views, default=1,
                         help="average each face over N alignment views (Estimator(views=N), default %(default)s)")
     parser.add_argument("--n", type=int, default=300, help="pasted faces per dataset (default %(default)s)")
     parser.add_argument("--split", default="test", choices=["val", "test"],

@@ -30,6 +30,13 @@ def add_common_model_args(p) -> None:
                         "fast, finds faces down to ~24 px in a 640x480 frame; raise it for small, distant faces)")
 
 
+def add_views_arg(p, default: int, why: str) -> None:
+    p.add_argument("--views", type=cli_args.alignment_views, default=default, metavar="N",
+                   help="cut every face N slightly different ways (1-5) and average the answers, N x the model "
+                        f"time, about 1.3 ms per view and face at 1 thread, doubled by --flip (default {default}: "
+                        f"{why})")
+
+
 def make_estimator(args):
     from agegender.edge.estimator import Estimator
 
@@ -68,11 +75,8 @@ and video outputs are flushed and closed either way.""")
                         "1.3 ms more per face at 1 thread); off by default in run: on the synthetic videos of "
                         "benchmarks/README.md it did not make video mode's ages better (+0.14 y), as video mode "
                         "already averages each face over its estimates")
-    p.add_argument("--views", type=cli_args.alignment_views, default=1, metavar="N",
-                   help="cut every face N slightly different ways (1-5) and average the answers: steadier under "
-                        "small landmark shifts, N x the model time (default %(default)s: on the synthetic videos of "
-                        "benchmarks/README.md 3 or 5 views did not make video mode's ages better, as it already "
-                        "averages each face over its estimates)")
+    add_views_arg(p, 1, "on the synthetic videos of benchmarks/README.md 3 or 5 views did not make video mode's "
+                        "ages better, as it already averages each face over its estimates")
     p.add_argument("--json", default=None,
                    help="append JSON Lines (one object per frame) to this file ('-' = stdout)")
     p.add_argument("--output", default=None,
@@ -266,11 +270,8 @@ when any file failed.""")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average every face with its mirror image (default on for still pictures: steadier and "
                         "more accurate for 1.3 ms more per face; --no-flip turns it off)")
-    p.add_argument("--views", type=cli_args.alignment_views, default=5, metavar="N",
-                   help="cut every face N slightly different ways (1-5) and average the answers (default "
-                        "%(default)s for still pictures: the age moves a third to a half less with small shifts of the "
-                        "landmarks and no less accurate, for about 1.3 ms per view and face, doubled by --flip; "
-                        "--views 1 is the fastest)")
+    add_views_arg(p, 5, "for still pictures the age moves a third to a half less with small shifts of the "
+                        "landmarks, no less accurate; --views 1 is the fastest")
     p.add_argument("--aligned", action="store_true", help="inputs are training-style face crops: skip detection")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per picture")
     p.add_argument("--output", default=None,
