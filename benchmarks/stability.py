@@ -9,12 +9,14 @@ runtime is run
   the eye distance (``--draws`` times),
 
 and per face we record the spread (standard deviation) of the age over all those runs and
-whether the gender call flips. Faces are matched across runs by box overlap (IoU >= 0.5).
+whether the gender call flips; for pasted faces also the error of the 320 px run against the
+face's labels (the still path's accuracy). With ``--second-detect-size PX`` every run also
+detects at PX and averages each face's landmarks over the two passes (``TwoScaleDetector``). Faces are matched across runs by box overlap (IoU >= 0.5).
 The README sample (the astronaut) is listed on its own: its age and gender at every size.
 
     python benchmarks/stability.py --data $AGEGENDER_DATA --data $AAF/labels.csv --photos PHOTOS \
         --detector-model face_detection_yunet_2023mar.onnx [--model M] [--flip] [--views N] [--n 300] \
-        --json benchmarks/stability/NAME.json --markdown benchmarks/stability/NAME.md
+        [--second-detect-size 640] --json benchmarks/stability/NAME.json --markdown benchmarks/stability/NAME.md
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from edge_checks import paste  # noqa: E402  (the same pasting as the edge checks)
 
 from agegender.edge.cli_args import alignment_views  # noqa: E402
-from agegender.edge.detectors import YuNetDetector  # noqa: E402
+from agegender.edge.detectors import TwoScaleDetector, YuNetDetector  # noqa: E402
 from agegender.edge.benchmark import write_json  # noqa: E402
 from agegender.edge.estimator import Estimator, averaging_label  # noqa: E402
 from agegender.edge.images import list_images, read_canonical, read_image  # noqa: E402
@@ -60,7 +62,8 @@ def runs_of(image, estimator: Estimator, detectors: dict, rng, jitter: float, dr
 
 
 def per_face(runs: list, reference_index: int) -> list:
-    """For each face of the reference run: (age spread, gender flips?, runs found, pose, ages)."""
+    """For each face of the reference run: age spread, gender flips?, runs found, pose, mean age and
+    female share over the runs, and the reference run's own age and gender call."""
     out = []
     for box, age, female, pose in runs[reference_index]:
         ages, genders = [], []
@@ -70,7 +73,8 @@ def per_face(runs: list, reference_index: int) -> list:
                 ages.append(match[1])
                 genders.append(match[2])
         out.append({"age_std": float(np.std(ages)), "gender_flips": len(set(genders)) > 1, "runs": len(ages),
-                    "pose": pose, "age": float(np.mean(ages)), "female_share": float(np.mean(genders))})
+                    "pose": pose, "age": float(np.mean(ages)), "female_share": float(np.mean(genders)),
+                    "reference_age": float(age), "reference_female": bool(female)})
     return out
 
 
@@ -83,7 +87,9 @@ def summarise(faces: list) -> dict:
            "mean_age_spread": float(np.mean(spreads)), "p90_age_spread": float(np.percentile(spreads, 90)),
            "gender_flip_rate": float(np.mean(flips)), "gender_flips": int(flips.sum())}
     true_ages = np.array([f.get("true_age", np.nan) for f in faces], float)
-    if np.isfinite(true_ages).all():  # pasted faces: how many flips are children's (gender hardest to see)
+    if np.isfinite(true_ages).all():  # pasted faces: the still path's error, and how many flips are children's
+        out["reference_mae"] = float(np.mean(np.abs(np.array([f["reference_age"] for f in faces]) - true_ages)))
+        out["reference_gender_accuracy"] = float(np.mean([f["reference_female"] == f["true_female"] for f in faces]))
         for label, mask in (("children", true_ages < 13), ("13_plus", true_ages >= 13)):
             out[f"flips_{label}"] = {"faces": int(mask.sum()), "gender_flips": int(flips[mask].sum())}
     for pose in ("frontal", "turned", "profile"):
@@ -103,6 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--flip", action="store_true", help="average each face with its mirror (Estimator(flip=True))")
     parser.add_argument("--views", type=alignment_views, default=1,
                         help="average each face over N alignment views (Estimator(views=N), default %(default)s)")
+    parser.add_argument("--second-detect-size", type=int, default=None, metavar="PX",
+                        help="also detect at PX and average each face's box and landmarks over the two passes")
     parser.add_argument("--n", type=int, default=300, help="pasted faces per dataset (default %(default)s)")
     parser.add_argument("--split", default="test", choices=["val", "test"],
                         help="which split's faces to paste (val for choosing models, test for reports)")
@@ -114,6 +122,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     detectors = {s: YuNetDetector(args.detector_model, max_side=s) for s in SIZES}
+    if args.second_detect_size:
+        second = YuNetDetector(args.detector_model, max_side=args.second_detect_size)
+        detectors = {s: TwoScaleDetector(d, second) if s != args.second_detect_size else d
+                     for s, d in detectors.items()}
     model = args.model
     if model and model.endswith(".keras"):  # a training run's model, through the same runtime path
         from agegender.train.keras_backend import open_any_model
@@ -122,7 +134,8 @@ def main(argv=None) -> int:
                           views=args.views)
     rng = np.random.default_rng(args.seed)
     ref = SIZES.index(REFERENCE_SIZE)
-    report = {"model": os.path.basename(estimator.model_path), "flip": args.flip, "views": args.views, "sizes": SIZES,
+    report = {"model": os.path.basename(estimator.model_path), "flip": args.flip, "views": args.views,
+              "second_detect_size": args.second_detect_size, "sizes": SIZES,
               "jitter": args.jitter, "draws": args.draws, "sets": {}}
     if args.photos:
         faces, sample = [], None
@@ -144,7 +157,7 @@ def main(argv=None) -> int:
         faces = []
         for rec in records:
             frame, _ = paste(read_canonical(rec.path), rng, context="mirror")
-            faces += [{**face, "true_age": rec.age}
+            faces += [{**face, "true_age": rec.age, "true_female": rec.gender == 1}
                       for face in per_face(runs_of(frame, estimator, detectors, rng, args.jitter, args.draws), ref)[:1]]
         report["sets"][f"{source.name} {args.split}, pasted"] = summarise(faces)
     print(write_json(report, args.json))
@@ -156,18 +169,23 @@ def main(argv=None) -> int:
 
 def to_markdown(report: dict) -> str:
     averaging = averaging_label(report["flip"], report.get("views", 1))
+    second = report.get("second_detect_size")
     lines = [f"Stability of `{report['model']}`" + (f" {averaging}" if averaging else "")
+             + (f", landmarks averaged with a second detection at {second} px" if second else "")
              + f": detector at {'/'.join(map(str, report['sizes']))} px and {report['draws']} landmark jitters "
              f"of {report['jitter']:.0%} of the eye distance.", "",
-             "| faces | n | median age spread | p90 spread | gender flips | flips: ages 0-12 / 13+ |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| faces | n | median age spread | p90 spread | gender flips | flips: ages 0-12 / 13+ "
+             "| MAE / gender at 320 px |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, s in report["sets"].items():
         if s["faces"]:
             by_age = (f"{s['flips_children']['gender_flips']} of {s['flips_children']['faces']} / "
                       f"{s['flips_13_plus']['gender_flips']} of {s['flips_13_plus']['faces']}"
                       if "flips_children" in s else "-")
+            accuracy = (f"{s['reference_mae']:.2f} / {s['reference_gender_accuracy']:.1%}"
+                        if "reference_mae" in s else "-")
             lines.append(f"| {name} | {s['faces']} | {s['median_age_spread']:.2f} y | {s['p90_age_spread']:.2f} y | "
-                         f"{s['gender_flips']} ({s['gender_flip_rate']:.1%}) | {by_age} |")
+                         f"{s['gender_flips']} ({s['gender_flip_rate']:.1%}) | {by_age} | {accuracy} |")
     if report.get("readme_sample"):
         lines += ["", "README sample (astronaut): " + ", ".join(
             f"{r['detect_size']} px: {r['gender']} {r['age']}" for r in report["readme_sample"])]

@@ -47,7 +47,8 @@ def make_estimator(args):
 
     return Estimator(model=args.model, detector=args.detector_model, threads=args.threads,
                      max_faces=args.max_faces, min_face=args.min_face, score_threshold=args.score_threshold,
-                     detect_max_side=args.detect_size, flip=args.flip, views=args.views)
+                     detect_max_side=args.detect_size, flip=args.flip, views=args.views,
+                     second_detect_size=getattr(args, "second_detect_size", None))
 
 
 # --- run ------------------------------------------------------------------------
@@ -272,6 +273,10 @@ when any file failed.""")
                         "more accurate for 1.3 ms more per face; --no-flip turns it off)")
     add_views_arg(p, 5, "for still pictures the age moves a third to a half less with small shifts of the "
                         "landmarks, no less accurate; --views 1 is the fastest")
+    p.add_argument("--second-detect-size", type=cli_args.positive_int, default=None, metavar="PX",
+                   help="also detect at this longest side (e.g. 640) and average each face's landmarks over the "
+                        "two passes: one more detection per picture (default off: on validation the age moved "
+                        "a quarter less across detector sizes, the accuracy not at all; benchmarks/accuracy.md)")
     p.add_argument("--aligned", action="store_true", help="inputs are training-style face crops: skip detection")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per picture")
     p.add_argument("--output", default=None,

@@ -17,6 +17,7 @@ import numpy as np
 
 from agegender.edge.errors import AgeGenderError
 from agegender.edge.files import file_from, sha256_file
+from agegender.edge.tracker import iou
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,49 @@ class HaarDetector:
             side_w, side_h = w * self.to_yunet_scale / scale, h * self.to_yunet_scale / scale
             out.append(Detection((cx - side_w / 2, cy - side_h / 2, side_w, side_h), score))
         return out
+
+
+def at_max_side(detector, max_side: int):
+    """A new detector like ``detector`` (YuNet or Haar, same file and threshold) that sees frames at ``max_side``."""
+    if isinstance(detector, YuNetDetector):
+        return YuNetDetector(detector.model_path, detector.score_threshold, max_side=max_side)
+    if isinstance(detector, HaarDetector):
+        return HaarDetector(max_side=max_side, min_neighbors=detector.min_neighbors)
+    raise AgeGenderError(f"a second detection size needs a YuNet or Haar detector, not {type(detector).__name__}")
+
+
+class TwoScaleDetector:
+    """One detector run at two sizes for still pictures: the faces are the first pass's; where the
+    second pass finds the same face (IoU >= 0.5), its box and landmarks are the mean of the two.
+
+    Each pass places the 5 landmarks a little differently (the face is a different number of
+    pixels to it); their mean is a steadier alignment than either (``benchmarks/stability.py
+    --second-detect-size``). One extra detection per picture, no extra model time."""
+
+    match_iou = 0.5
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+        self.name = getattr(first, "name", "detector")
+        self.max_side = first.max_side
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        faces = self.first.detect(image_rgb)
+        if not faces:
+            return faces
+        others = self.second.detect(image_rgb)
+        return [mean_detection(face, others, self.match_iou) for face in faces]
+
+
+def mean_detection(face: Detection, others: list[Detection], match_iou: float) -> Detection:
+    """``face`` with its box and landmarks averaged with its best match among ``others`` (if any
+    overlaps it by ``match_iou`` and has landmarks alike); its own score is kept."""
+    match = max(others, key=lambda o: iou(o.box, face.box), default=None)
+    if match is None or iou(match.box, face.box) < match_iou or (match.landmarks is None) != (face.landmarks is None):
+        return face
+    box = tuple((np.asarray(face.box, float) + np.asarray(match.box, float)) / 2.0)
+    landmarks = None if face.landmarks is None else ((face.landmarks + match.landmarks) / 2.0).astype(np.float32)
+    return Detection(tuple(float(v) for v in box), face.score, landmarks)
 
 
 # How the landmarks of a canonical (training-style) face crop are found: the same in training

@@ -20,8 +20,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from agegender.edge.contract import as_rgb_picture, check_views
-from agegender.edge.detectors import (CROP_DETECT_MAX_SIDE, Detection, YuNetDetector, create_detector,
-                                      crop_landmarks, find_yunet)
+from agegender.edge.detectors import (CROP_DETECT_MAX_SIDE, Detection, TwoScaleDetector, YuNetDetector,
+                                      at_max_side, create_detector, crop_landmarks, find_yunet)
 from agegender.edge.model import AgeGenderModel
 from agegender.edge.postprocess import AgeGender, decide_age_group, decide_gender, result_label
 from agegender.edge.quality import FaceQuality, face_quality
@@ -101,13 +101,16 @@ class Estimator:
 
     def __init__(self, model: Optional[str] = None, detector=None, threads: Optional[int] = None,
                  max_faces: int = 10, min_face: int = 24, detect_max_side: Optional[int] = None,
-                 score_threshold: Optional[float] = None, flip: bool = False, views: int = 1):
+                 score_threshold: Optional[float] = None, flip: bool = False, views: int = 1,
+                 second_detect_size: Optional[int] = None):
         """model: .tflite/.onnx path (default: the shipped int8 TFLite), or an AgeGenderModel.
         detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar).
         score_threshold: YuNet's confidence threshold (default 0.7; the Haar fallback has none).
         flip: also run every face mirrored and average the two answers (twice the model time).
         views: cut every face this many slightly different ways (1-5, ``contract.ALIGNMENT_VIEWS``) and
-        average the answers: steadier under small landmark shifts, ``views`` x the model time."""
+        average the answers: steadier under small landmark shifts, ``views`` x the model time.
+        second_detect_size: also detect at this longest side and average each face's box and landmarks
+        over the two passes (``detectors.TwoScaleDetector``): one more detection per picture."""
         if isinstance(model, AgeGenderModel):  # a model object opened elsewhere (e.g. a Keras model, in training)
             self.model, self.model_path = model, model.path
         else:
@@ -117,6 +120,7 @@ class Estimator:
         self._crop_landmarker = None
         self._detector = detector
         self._detector_options = dict(max_side=detect_max_side or DETECT_MAX_SIDE, score_threshold=score_threshold)
+        self.second_detect_size = second_detect_size
         if isinstance(detector, str):
             _ = self.detector  # a named detector file is checked at once
         self.max_faces = max_faces
@@ -144,6 +148,8 @@ class Estimator:
         (``predict(..., aligned=True)``) never need one, nor the Haar fallback's warning."""
         if self._detector is None or isinstance(self._detector, str):
             self._detector = create_detector(self._detector, **self._detector_options)
+        if self.second_detect_size and not isinstance(self._detector, TwoScaleDetector):
+            self._detector = TwoScaleDetector(self._detector, at_max_side(self._detector, self.second_detect_size))
         return self._detector
 
     # --- the steps, each usable on its own -----------------------------------

@@ -224,3 +224,44 @@ def test_views_average_a_faces_answers_over_its_cuts(woman_crop):
     assert one.female_prob == pytest.approx(expected.female_prob, abs=1e-6)
     with pytest.raises(ValueError, match="views must be"):
         Estimator(model=model, detector=None, views=9)
+
+
+def test_two_detector_scales_average_each_faces_landmarks():
+    from agegender.edge.detectors import Detection, TwoScaleDetector
+
+    class Fixed:
+        max_side = 320
+
+        def __init__(self, faces):
+            self.faces = faces
+
+        def detect(self, image):
+            return self.faces
+
+    eyes = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], np.float32)
+    first = Detection((20.0, 20.0, 60.0, 80.0), 0.9, eyes)
+    same_face = Detection((22.0, 20.0, 60.0, 80.0), 0.8, eyes + 2.0)
+    elsewhere = Detection((300.0, 300.0, 50.0, 60.0), 0.95, eyes + 280.0)
+    other_only = Detection((400.0, 20.0, 50.0, 60.0), 0.9, eyes + 380.0)
+    image = np.zeros((480, 640, 3), np.uint8)
+
+    found = TwoScaleDetector(Fixed([first, elsewhere]), Fixed([other_only, same_face])).detect(image)
+    assert len(found) == 2  # the first pass decides which faces there are
+    assert np.allclose(found[0].landmarks, eyes + 1.0) and found[0].box == (21.0, 20.0, 60.0, 80.0)
+    assert found[0].score == 0.9
+    assert found[1] is elsewhere  # not found by the second pass: as it was
+    assert TwoScaleDetector(Fixed([]), Fixed([same_face])).detect(image) == []
+
+
+def test_estimator_second_detection_size_averages_the_two_passes(yunet_model, photos_dir):
+    from agegender.edge.detectors import TwoScaleDetector, YuNetDetector
+    from agegender.edge.estimator import Estimator
+    from agegender.edge.images import read_image
+
+    picture = read_image(str(photos_dir / "astronaut.png"))
+    estimator = Estimator(detector=str(yunet_model), second_detect_size=640)
+    assert isinstance(estimator.detector, TwoScaleDetector) and estimator.detector.second.max_side == 640
+    (face,) = estimator.detect(picture)
+    small, large = (YuNetDetector(str(yunet_model), max_side=s).detect(picture)[0] for s in (320, 640))
+    assert np.allclose(face.landmarks, (small.landmarks + large.landmarks) / 2, atol=1e-4)
+    assert len(estimator.predict(picture)) == 1
