@@ -417,6 +417,8 @@ def add_benchmark(sub) -> None:
                    help="time the loops with mirror averaging on (as `predict` runs by default)")
     p.add_argument("--views", type=cli_args.alignment_views, default=1, metavar="N",
                    help="time the loops averaging each face over N alignment views (default %(default)s)")
+    p.add_argument("--second-detect-size", type=cli_args.positive_int, default=None, metavar="PX",
+                   help="time the loops with a second detection at PX (as `predict --second-detect-size`)")
     p.add_argument("--warmup", type=cli_args.non_negative_int, default=50, help="untimed runs first (default %(default)s)")
     p.add_argument("--runs", type=cli_args.positive_int, default=500, help="timed runs per model (default %(default)s)")
     p.add_argument("--frames", type=cli_args.positive_int, default=100, help="frames per end-to-end run (default %(default)s)")
@@ -485,7 +487,8 @@ def cmd_benchmark(args) -> int:
                       and m.path.endswith((".tflite", ".onnx"))), key=lambda m: not m.default)
     models = args.model or runnable_here([m.path for m in shipped])  # the default model first: it runs end to end
     result = {"machine": B.machine_info(args.threads), "models": [], "end_to_end": {},
-              "frame_size": f"{args.frame_size[0]}x{args.frame_size[1]}", "flip": args.flip, "views": args.views}
+              "frame_size": f"{args.frame_size[0]}x{args.frame_size[1]}", "flip": args.flip, "views": args.views,
+              "second_detect_size": args.second_detect_size}
     for path in models:
         log.info("model-only: %s", path)
         result["models"].append(dataclasses.asdict(B.benchmark_model(path, args.threads, args.warmup, args.runs)))
@@ -493,7 +496,8 @@ def cmd_benchmark(args) -> int:
 
     cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's own thread pool
     estimator = Estimator(model=models[0], detector=args.detector_model, threads=args.threads,
-                          detect_max_side=args.detect_size, flip=args.flip, views=args.views)
+                          detect_max_side=args.detect_size, flip=args.flip, views=args.views,
+                          second_detect_size=args.second_detect_size)
     if args.source:
         import itertools
 
