@@ -52,7 +52,7 @@ import numpy as np
 
 from agegender.edge.appearance import REID_SIMILARITY, face_descriptor, similarity
 from agegender.edge.contract import as_rgb_picture
-from agegender.edge.detectors import Detection, YuNetDetector
+from agegender.edge.detectors import Detection, TwoScaleDetector, YuNetDetector
 from agegender.edge.estimator import Estimator, Face, clip_box
 from agegender.edge.quality import LOW_QUALITY, FaceQuality, face_quality
 from agegender.edge.tracker import MIN_QUALITY_WEIGHT, blend, iou
@@ -168,7 +168,10 @@ def centre(box) -> np.ndarray:
 
 
 def region_detector(detector, score_threshold: float):
-    """A YuNet like the given one with a lower confidence threshold, for regions; any other detector as it is."""
+    """A YuNet like the given one with a lower confidence threshold, for regions; any other detector as it is.
+    Of a two-size detector, only the first pass: a region is a small crop around one face."""
+    if isinstance(detector, TwoScaleDetector):
+        detector = detector.first
     if isinstance(detector, YuNetDetector):
         return YuNetDetector(detector.model_path, score_threshold=min(score_threshold, detector.score_threshold),
                              max_side=detector.max_side)

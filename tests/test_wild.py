@@ -265,3 +265,7 @@ def test_estimator_second_detection_size_averages_the_two_passes(yunet_model, ph
     small, large = (YuNetDetector(str(yunet_model), max_side=s).detect(picture)[0] for s in (320, 640))
     assert np.allclose(face.landmarks, (small.landmarks + large.landmarks) / 2, atol=1e-4)
     assert len(estimator.predict(picture)) == 1
+    from agegender.edge.video import region_detector
+
+    regions = region_detector(estimator.detector, 0.5)  # video mode searches regions with the first pass only
+    assert isinstance(regions, YuNetDetector) and regions.max_side == 320 and regions.score_threshold == 0.5
