@@ -27,9 +27,8 @@ from scipy.optimize import minimize
 from agegender.train import data as data_mod
 from agegender.train import metrics as M
 from agegender.edge.postprocess import age_mean_std
-from agegender.train.evaluate import format_figure, predict_records
+from agegender.train.evaluate import format_figure, predict_records, split_with_landmarks
 from agegender.train.keras_backend import open_any_model
-from agegender.train.landmarks import load_landmarks
 
 KNOTS = np.array([0, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60, 70, 80, 100], float)
 BIN_AGES = np.arange(101, dtype=float)
@@ -74,10 +73,8 @@ def main(argv=None) -> int:
     model = open_any_model(args.model)
     splits = {}
     for source in data_mod.data_sources(args.data, None):
-        records, _ = data_mod.read_source(source)
         for split in ("val", "test"):
-            chosen = data_mod.select_source_split(records, split, source)
-            landmarks = load_landmarks(chosen, source.path, args.align_detector)
+            chosen, landmarks = split_with_landmarks(source, split, args.align_detector)
             pred = predict_records(model, chosen, progress_every=0, landmarks=landmarks)
             splits[(source.name, split)] = (pred.age_distribution, pred.ages)
     val_sets = [v for (name, split), v in splits.items() if split == "val"]

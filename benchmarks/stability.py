@@ -10,8 +10,9 @@ runtime is run
 
 and per face we record the spread (standard deviation) of the age over all those runs and
 whether the gender call flips; for pasted faces also the error of the 320 px run against the
-face's labels (the still path's accuracy). With ``--second-detect-size PX`` every run also
-detects at PX and averages each face's landmarks over the two passes (``TwoScaleDetector``). Faces are matched across runs by box overlap (IoU >= 0.5).
+face's labels (the still path's accuracy). Faces are matched across runs by box overlap
+(IoU >= 0.5). With ``--second-detect-size PX`` every run also detects at PX and averages each
+face's landmarks over the two passes (``TwoScaleDetector``, as ``predict --second-detect-size``).
 The README sample (the astronaut) is listed on its own: its age and gender at every size.
 
     python benchmarks/stability.py --data $AGEGENDER_DATA --data $AAF/labels.csv --photos PHOTOS \
@@ -29,7 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from edge_checks import paste  # noqa: E402  (the same pasting as the edge checks)
 
-from agegender.edge.cli_args import alignment_views  # noqa: E402
+from agegender.edge.cli_args import alignment_views, positive_int  # noqa: E402
 from agegender.edge.detectors import TwoScaleDetector, YuNetDetector  # noqa: E402
 from agegender.edge.benchmark import write_json  # noqa: E402
 from agegender.edge.estimator import Estimator, averaging_label  # noqa: E402
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--flip", action="store_true", help="average each face with its mirror (Estimator(flip=True))")
     parser.add_argument("--views", type=alignment_views, default=1,
                         help="average each face over N alignment views (Estimator(views=N), default %(default)s)")
-    parser.add_argument("--second-detect-size", type=int, default=None, metavar="PX",
+    parser.add_argument("--second-detect-size", type=positive_int, default=None, metavar="PX",
                         help="also detect at PX and average each face's box and landmarks over the two passes")
     parser.add_argument("--n", type=int, default=300, help="pasted faces per dataset (default %(default)s)")
     parser.add_argument("--split", default="test", choices=["val", "test"],
@@ -175,7 +176,7 @@ def to_markdown(report: dict) -> str:
              + f": detector at {'/'.join(map(str, report['sizes']))} px and {report['draws']} landmark jitters "
              f"of {report['jitter']:.0%} of the eye distance.", "",
              "| faces | n | median age spread | p90 spread | gender flips | flips: ages 0-12 / 13+ "
-             "| MAE / gender at 320 px |",
+             f"| MAE / gender at {REFERENCE_SIZE} px |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, s in report["sets"].items():
         if s["faces"]:

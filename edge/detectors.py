@@ -146,13 +146,17 @@ class HaarDetector:
         return out
 
 
-def at_max_side(detector, max_side: int):
-    """A new detector like ``detector`` (YuNet or Haar, same file and threshold) that sees frames at ``max_side``."""
+def detector_like(detector, max_side: Optional[int] = None, score_threshold: Optional[float] = None):
+    """A new YuNet or Haar detector like ``detector`` (same file, threshold and size) but for the settings
+    given; each has its own network, so the two can run at different input sizes. A YuNet threshold
+    does not apply to Haar."""
+    max_side = max_side or detector.max_side
     if isinstance(detector, YuNetDetector):
-        return YuNetDetector(detector.model_path, detector.score_threshold, max_side=max_side)
+        threshold = detector.score_threshold if score_threshold is None else score_threshold
+        return YuNetDetector(detector.model_path, threshold, max_side=max_side)
     if isinstance(detector, HaarDetector):
         return HaarDetector(max_side=max_side, min_neighbors=detector.min_neighbors)
-    raise AgeGenderError(f"a second detection size needs a YuNet or Haar detector, not {type(detector).__name__}")
+    raise AgeGenderError(f"cannot make another detector like a {type(detector).__name__}: YuNet or Haar only")
 
 
 class TwoScaleDetector:
@@ -184,9 +188,9 @@ def mean_detection(face: Detection, others: list[Detection], match_iou: float) -
     match = max(others, key=lambda o: iou(o.box, face.box), default=None)
     if match is None or iou(match.box, face.box) < match_iou or (match.landmarks is None) != (face.landmarks is None):
         return face
-    box = tuple((np.asarray(face.box, float) + np.asarray(match.box, float)) / 2.0)
+    box = tuple((float(a) + float(b)) / 2.0 for a, b in zip(face.box, match.box))
     landmarks = None if face.landmarks is None else ((face.landmarks + match.landmarks) / 2.0).astype(np.float32)
-    return Detection(tuple(float(v) for v in box), face.score, landmarks)
+    return Detection(box, face.score, landmarks)
 
 
 # How the landmarks of a canonical (training-style) face crop are found: the same in training

@@ -21,7 +21,7 @@ import numpy as np
 
 from agegender.edge.contract import as_rgb_picture, check_views
 from agegender.edge.detectors import (CROP_DETECT_MAX_SIDE, Detection, TwoScaleDetector, YuNetDetector,
-                                      at_max_side, create_detector, crop_landmarks, find_yunet)
+                                      create_detector, crop_landmarks, detector_like, find_yunet)
 from agegender.edge.model import AgeGenderModel
 from agegender.edge.postprocess import AgeGender, decide_age_group, decide_gender, result_label
 from agegender.edge.quality import FaceQuality, face_quality
@@ -149,7 +149,7 @@ class Estimator:
         if self._detector is None or isinstance(self._detector, str):
             self._detector = create_detector(self._detector, **self._detector_options)
         if self.second_detect_size and not isinstance(self._detector, TwoScaleDetector):
-            self._detector = TwoScaleDetector(self._detector, at_max_side(self._detector, self.second_detect_size))
+            self._detector = TwoScaleDetector(self._detector, detector_like(self._detector, self.second_detect_size))
         return self._detector
 
     # --- the steps, each usable on its own -----------------------------------

@@ -52,7 +52,7 @@ import numpy as np
 
 from agegender.edge.appearance import REID_SIMILARITY, face_descriptor, similarity
 from agegender.edge.contract import as_rgb_picture
-from agegender.edge.detectors import Detection, TwoScaleDetector, YuNetDetector
+from agegender.edge.detectors import Detection, TwoScaleDetector, YuNetDetector, detector_like
 from agegender.edge.estimator import Estimator, Face, clip_box
 from agegender.edge.quality import LOW_QUALITY, FaceQuality, face_quality
 from agegender.edge.tracker import MIN_QUALITY_WEIGHT, blend, iou
@@ -173,8 +173,7 @@ def region_detector(detector, score_threshold: float):
     if isinstance(detector, TwoScaleDetector):
         detector = detector.first
     if isinstance(detector, YuNetDetector):
-        return YuNetDetector(detector.model_path, score_threshold=min(score_threshold, detector.score_threshold),
-                             max_side=detector.max_side)
+        return detector_like(detector, score_threshold=min(score_threshold, detector.score_threshold))
     return detector
 
 

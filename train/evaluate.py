@@ -192,6 +192,15 @@ def predict_records(model, records: Sequence, batch_size: int = 64, progress_eve
     return predictions_from(records, {k: np.concatenate(v) for k, v in outs.items()})
 
 
+def split_with_landmarks(source, split: str, align_detector: Optional[str]) -> tuple[list, Optional[dict]]:
+    """One dataset's records of a split, and their crops' cached landmarks (None without a detector)."""
+    from agegender.train.landmarks import load_landmarks
+
+    records, _ = data_mod.read_source(source)
+    records = data_mod.select_source_split(records, split, source)
+    return records, (load_landmarks(records, source.path, align_detector) if align_detector else None)
+
+
 def predictions_from(records: Sequence, outputs: dict) -> Predictions:
     return Predictions(list(records), outputs.get("age"),
                        outputs["gender"].reshape(-1) if "gender" in outputs else None, outputs.get("group"))
