@@ -12,12 +12,15 @@ and per face we record the spread (standard deviation) of the age over all those
 whether the gender call flips; for pasted faces also the error of the 320 px run against the
 face's labels (the still path's accuracy). Faces are matched across runs by box overlap
 (IoU >= 0.5). With ``--second-detect-size PX`` every run also detects at PX and averages each
-face's landmarks over the two passes (``TwoScaleDetector``, as ``predict --second-detect-size``).
+face's landmarks over the two passes (``TwoScaleDetector``, as ``predict --second-detect-size``);
+with ``--refine-landmarks`` every run finds each face's landmarks again in its canonical crop, as
+``predict`` does by default (the jitter then moves the refined landmarks). Flips are also counted
+by cause: across the detector sizes, and across the jitter draws (with the 320 px run).
 The README sample (the astronaut) is listed on its own: its age and gender at every size.
 
     python benchmarks/stability.py --data $AGEGENDER_DATA --data $AAF/labels.csv --photos PHOTOS \
         --detector-model face_detection_yunet_2023mar.onnx [--model M] [--flip] [--views N] [--n 300] \
-        [--second-detect-size 640] --json benchmarks/stability/NAME.json --markdown benchmarks/stability/NAME.md
+        [--second-detect-size 640] [--refine-landmarks] --json benchmarks/stability/NAME.json --markdown benchmarks/stability/NAME.md
 """
 from __future__ import annotations
 
@@ -50,8 +53,9 @@ def answers(estimator: Estimator, image, detections) -> list:
 
 def runs_of(image, estimator: Estimator, detectors: dict, rng, jitter: float, draws: int) -> list:
     """Every run's answers for one picture: one list per detector size, then one per jitter draw."""
-    runs = [answers(estimator, image, estimator.select(detectors[s].detect(image))) for s in SIZES]
-    base = estimator.select(detectors[REFERENCE_SIZE].detect(image))
+    found = {s: estimator.refine(image, estimator.select(detectors[s].detect(image))) for s in SIZES}
+    runs = [answers(estimator, image, found[s]) for s in SIZES]
+    base = found[REFERENCE_SIZE]
     for _ in range(draws):
         moved = []
         for d in base:
@@ -67,13 +71,15 @@ def per_face(runs: list, reference_index: int) -> list:
     female share over the runs, and the reference run's own age and gender call."""
     out = []
     for box, age, female, pose in runs[reference_index]:
-        ages, genders = [], []
-        for run in runs:
+        ages, genders, by_size, by_jitter = [], [], set(), {female}
+        for i, run in enumerate(runs):
             match = max(run, key=lambda a: iou(a[0], box), default=None)
             if match is not None and iou(match[0], box) >= 0.5:
                 ages.append(match[1])
                 genders.append(match[2])
+                (by_size if i < len(SIZES) else by_jitter).add(match[2])
         out.append({"age_std": float(np.std(ages)), "gender_flips": len(set(genders)) > 1, "runs": len(ages),
+                    "flips_by_size": len(by_size) > 1, "flips_by_jitter": len(by_jitter) > 1,
                     "pose": pose, "age": float(np.mean(ages)), "female_share": float(np.mean(genders)),
                     "reference_age": float(age), "reference_female": bool(female)})
     return out
@@ -86,7 +92,9 @@ def summarise(faces: list) -> dict:
     flips = np.array([f["gender_flips"] for f in faces])
     out = {"faces": len(faces), "median_age_spread": float(np.median(spreads)),
            "mean_age_spread": float(np.mean(spreads)), "p90_age_spread": float(np.percentile(spreads, 90)),
-           "gender_flip_rate": float(np.mean(flips)), "gender_flips": int(flips.sum())}
+           "gender_flip_rate": float(np.mean(flips)), "gender_flips": int(flips.sum()),
+           "gender_flips_by_size": int(sum(f["flips_by_size"] for f in faces)),
+           "gender_flips_by_jitter": int(sum(f["flips_by_jitter"] for f in faces))}
     true_ages = np.array([f.get("true_age", np.nan) for f in faces], float)
     if np.isfinite(true_ages).all():  # pasted faces: the still path's error, and how many flips are children's
         out["reference_mae"] = float(np.mean(np.abs(np.array([f["reference_age"] for f in faces]) - true_ages)))
@@ -112,6 +120,9 @@ def main(argv=None) -> int:
                         help="average each face over N alignment views (Estimator(views=N), default %(default)s)")
     parser.add_argument("--second-detect-size", type=positive_int, default=None, metavar="PX",
                         help="also detect at PX and average each face's box and landmarks over the two passes")
+    parser.add_argument("--refine-landmarks", action="store_true",
+                        help="find each face's landmarks again in its canonical crop (Estimator(refine_landmarks=True), "
+                             "as `predict` by default); the jitter moves the refined landmarks")
     parser.add_argument("--n", type=int, default=300, help="pasted faces per dataset (default %(default)s)")
     parser.add_argument("--split", default="test", choices=["val", "test"],
                         help="which split's faces to paste (val for choosing models, test for reports)")
@@ -132,11 +143,11 @@ def main(argv=None) -> int:
         from agegender.train.keras_backend import open_any_model
         model = open_any_model(model)
     estimator = Estimator(model=model, detector=detectors[REFERENCE_SIZE], threads=1, flip=args.flip,
-                          views=args.views)
+                          views=args.views, refine_landmarks=args.refine_landmarks)
     rng = np.random.default_rng(args.seed)
     ref = SIZES.index(REFERENCE_SIZE)
     report = {"model": os.path.basename(estimator.model_path), "flip": args.flip, "views": args.views,
-              "second_detect_size": args.second_detect_size, "sizes": SIZES,
+              "second_detect_size": args.second_detect_size, "refine_landmarks": args.refine_landmarks, "sizes": SIZES,
               "jitter": args.jitter, "draws": args.draws, "sets": {}}
     if args.photos:
         faces, sample = [], None
@@ -173,20 +184,23 @@ def to_markdown(report: dict) -> str:
     second = report.get("second_detect_size")
     lines = [f"Stability of `{report['model']}`" + (f" {averaging}" if averaging else "")
              + (f", landmarks averaged with a second detection at {second} px" if second else "")
+             + (", landmarks found again in each face's crop" if report.get("refine_landmarks") else "")
              + f": detector at {'/'.join(map(str, report['sizes']))} px and {report['draws']} landmark jitters "
              f"of {report['jitter']:.0%} of the eye distance.", "",
-             "| faces | n | median age spread | p90 spread | gender flips | flips: ages 0-12 / 13+ "
-             f"| MAE / gender at {REFERENCE_SIZE} px |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| faces | n | median age spread | p90 spread | gender flips | flips across sizes / jitters "
+             f"| flips: ages 0-12 / 13+ | MAE / gender at {REFERENCE_SIZE} px |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, s in report["sets"].items():
         if s["faces"]:
             by_age = (f"{s['flips_children']['gender_flips']} of {s['flips_children']['faces']} / "
                       f"{s['flips_13_plus']['gender_flips']} of {s['flips_13_plus']['faces']}"
                       if "flips_children" in s else "-")
+            by_cause = (f"{s['gender_flips_by_size']} / {s['gender_flips_by_jitter']}"
+                        if "gender_flips_by_size" in s else "-")
             accuracy = (f"{s['reference_mae']:.2f} / {s['reference_gender_accuracy']:.1%}"
                         if "reference_mae" in s else "-")
             lines.append(f"| {name} | {s['faces']} | {s['median_age_spread']:.2f} y | {s['p90_age_spread']:.2f} y | "
-                         f"{s['gender_flips']} ({s['gender_flip_rate']:.1%}) | {by_age} | {accuracy} |")
+                         f"{s['gender_flips']} ({s['gender_flip_rate']:.1%}) | {by_cause} | {by_age} | {accuracy} |")
     if report.get("readme_sample"):
         lines += ["", "README sample (astronaut): " + ", ".join(
             f"{r['detect_size']} px: {r['gender']} {r['age']}" for r in report["readme_sample"])]

@@ -35,7 +35,7 @@ log = logging.getLogger("video_sweep")
 VARIATIONS = {"detect_every": (5, 30), "reestimate_every": (10, 60), "settle_age_std": (0.75, 3.0),
               "roi_scale": (1.6, 2.5), "track_face_px": (32, 64), "motion_threshold": (0.0, 25.0),
               "flip": (True,)}
-ESTIMATOR_VARIATIONS = {"views": (3, 5)}  # the Estimator's alignment views, video options at their defaults
+ESTIMATOR_VARIATIONS = {"views": (3, 5), "refine_landmarks": (True,)}  # Estimator options, video options at defaults
 
 
 def run_all(videos, make) -> dict:

@@ -48,7 +48,8 @@ def make_estimator(args):
     return Estimator(model=args.model, detector=args.detector_model, threads=args.threads,
                      max_faces=args.max_faces, min_face=args.min_face, score_threshold=args.score_threshold,
                      detect_max_side=args.detect_size, flip=args.flip, views=args.views,
-                     second_detect_size=getattr(args, "second_detect_size", None))
+                     second_detect_size=getattr(args, "second_detect_size", None),
+                     refine_landmarks=getattr(args, "refine_landmarks", False))
 
 
 # --- run ------------------------------------------------------------------------
@@ -78,6 +79,9 @@ and video outputs are flushed and closed either way.""")
                         "already averages each face over its estimates")
     add_views_arg(p, 1, "on the synthetic videos of benchmarks/README.md 3 or 5 views did not make video mode's "
                         "ages better, as it already averages each face over its estimates")
+    p.add_argument("--refine-landmarks", action="store_true",
+                   help="find each face's landmarks again in its face crop before each estimate, as `predict` "
+                        "does by default (about 3 ms more per estimate at 1 thread; needs YuNet)")
     p.add_argument("--json", default=None,
                    help="append JSON Lines (one object per frame) to this file ('-' = stdout)")
     p.add_argument("--output", default=None,
@@ -278,6 +282,12 @@ when any file failed.""")
                         "two passes (default off: on validation the age moved a quarter to a third less across "
                         "detector sizes but was no more accurate, and at 640 a one-face picture took 41 ms instead of 22; "
                         "benchmarks/accuracy.md)")
+    p.add_argument("--refine-landmarks", action=argparse.BooleanOptionalAction, default=True,
+                   help="find each face's landmarks again in its face crop, as training found them (default on "
+                        "for still pictures: on validation faces pasted into frames the age moved a fifth to a "
+                        "quarter less across detector sizes and the gender call flipped on about half as many "
+                        "faces, no less accurate, for about 3 ms more per face at 1 thread; needs YuNet; "
+                        "--no-refine-landmarks turns it off; benchmarks/accuracy.md)")
     p.add_argument("--aligned", action="store_true", help="inputs are training-style face crops: skip detection")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per picture")
     p.add_argument("--output", default=None,
@@ -420,6 +430,8 @@ def add_benchmark(sub) -> None:
                    help="time the loops averaging each face over N alignment views (default %(default)s)")
     p.add_argument("--second-detect-size", type=cli_args.positive_int, default=None, metavar="PX",
                    help="time the loops with a second detection at PX (as `predict --second-detect-size`)")
+    p.add_argument("--refine-landmarks", action="store_true",
+                   help="time the loops finding each face's landmarks again in its crop (as `predict` runs by default)")
     p.add_argument("--warmup", type=cli_args.non_negative_int, default=50, help="untimed runs first (default %(default)s)")
     p.add_argument("--runs", type=cli_args.positive_int, default=500, help="timed runs per model (default %(default)s)")
     p.add_argument("--frames", type=cli_args.positive_int, default=100, help="frames per end-to-end run (default %(default)s)")
@@ -489,7 +501,7 @@ def cmd_benchmark(args) -> int:
     models = args.model or runnable_here([m.path for m in shipped])  # the default model first: it runs end to end
     result = {"machine": B.machine_info(args.threads), "models": [], "end_to_end": {},
               "frame_size": f"{args.frame_size[0]}x{args.frame_size[1]}", "flip": args.flip, "views": args.views,
-              "second_detect_size": args.second_detect_size}
+              "second_detect_size": args.second_detect_size, "refine_landmarks": args.refine_landmarks}
     for path in models:
         log.info("model-only: %s", path)
         result["models"].append(dataclasses.asdict(B.benchmark_model(path, args.threads, args.warmup, args.runs)))
@@ -498,7 +510,7 @@ def cmd_benchmark(args) -> int:
     cv2.setNumThreads(args.threads)  # the detector runs in OpenCV's own thread pool
     estimator = Estimator(model=models[0], detector=args.detector_model, threads=args.threads,
                           detect_max_side=args.detect_size, flip=args.flip, views=args.views,
-                          second_detect_size=args.second_detect_size)
+                          second_detect_size=args.second_detect_size, refine_landmarks=args.refine_landmarks)
     if args.source:
         import itertools
 

@@ -15,6 +15,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from agegender.edge.contract import InputContract, face_transform, warp_to_canonical
 from agegender.edge.errors import AgeGenderError
 from agegender.edge.files import file_from, sha256_file
 from agegender.edge.tracker import iou
@@ -204,6 +205,26 @@ def crop_landmarks(detector, crop_rgb: np.ndarray) -> Optional[np.ndarray]:
     """The (5, 2) landmarks of a canonical crop's one clear face, or None (no face, or several)."""
     faces = [d for d in detector.detect(crop_rgb) if d.score >= CROP_MIN_SCORE and d.landmarks is not None]
     return faces[0].landmarks.astype(np.float32) if len(faces) == 1 else None
+
+
+def refine_detection(face: Detection, image_rgb: np.ndarray, landmarker, contract: InputContract) -> Detection:
+    """``face`` with its landmarks found again as training found them: the face is cut to its canonical
+    crop (the model's contract, by its landmarks) and ``landmarker`` (YuNet at the crop settings) looks
+    for them in that crop, as it did on every training crop (``crop_landmarks``); they are mapped back
+    to the picture. Box, score and a face whose crop holds no one clear face are kept as they are.
+
+    A detector places the landmarks of a face that is a different number of pixels to it at each
+    detector size; the crop shows the face as training saw it, about 200 px across, whatever the size.
+    One 200 x 200 px detection per face."""
+    if face.landmarks is None:
+        return face
+    matrix = face_transform(contract, landmarks=face.landmarks)
+    points = crop_landmarks(landmarker, warp_to_canonical(image_rgb, matrix, contract))
+    if points is None:
+        return face
+    inverse = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+    landmarks = points.astype(np.float64) @ inverse[:, :2].T + inverse[:, 2]
+    return Detection(face.box, face.score, landmarks.astype(np.float32))
 
 
 def create_detector(model_path: Optional[str] = None, **kwargs):

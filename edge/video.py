@@ -458,7 +458,7 @@ class VideoEstimator:
         if not tracks:
             return 0.0, 0.0
         t0 = time.perf_counter()
-        detections = [t.detection for t in tracks]
+        detections = self.estimator.refine(image, [t.detection for t in tracks])
         inputs = self.estimator.align(image, detections)
         t1 = time.perf_counter()
         faces = self.estimator.faces_from(image, detections, self.estimator.infer(inputs, flip=self.options.flip))

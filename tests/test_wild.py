@@ -269,3 +269,88 @@ def test_estimator_second_detection_size_averages_the_two_passes(yunet_model, ph
 
     regions = region_detector(estimator.detector, 0.5)  # video mode searches regions with the first pass only
     assert isinstance(regions, YuNetDetector) and regions.max_side == 320 and regions.score_threshold == 0.5
+
+
+def test_refined_landmarks_are_found_in_the_face_crop_and_mapped_back(yunet_model, photos_dir):
+    """A face pasted twice as large at an offset: its refined landmarks are the crop's own landmarks
+    (found as training finds them) scaled and moved the same way, not the detector's."""
+    import cv2
+
+    from agegender.edge.contract import face_input
+    from agegender.edge.detectors import (CROP_DETECT_MAX_SIDE, YuNetDetector, crop_landmarks,
+                                          refine_detection)
+    from agegender.edge.estimator import Estimator
+    from agegender.edge.images import read_image
+
+    contract = Estimator(detector=None).contract  # the shipped model's card
+    landmarker = YuNetDetector(str(yunet_model), max_side=CROP_DETECT_MAX_SIDE)
+    picture = read_image(str(photos_dir / "astronaut.png"))
+    (face,) = YuNetDetector(str(yunet_model), max_side=320).detect(picture)
+    crop = face_input(picture, contract.with_size(contract.canonical_size), landmarks=face.landmarks)  # 200 x 200
+    own = crop_landmarks(landmarker, crop)
+    frame = np.full((600, 700, 3), 90, np.uint8)
+    frame[30:430, 50:450] = cv2.resize(crop, (400, 400), interpolation=cv2.INTER_LINEAR)
+    (found,) = YuNetDetector(str(yunet_model), max_side=320).detect(frame)
+    refined = refine_detection(found, frame, landmarker, contract)
+    assert refined.box == found.box and refined.score == found.score
+    expected = own * 2.0 + np.array([50.0, 30.0], np.float32)
+    eye = float(np.hypot(*(expected[1] - expected[0])))
+    assert np.abs(refined.landmarks - expected).max() < 0.05 * eye
+
+
+def test_refined_landmarks_agree_across_detector_sizes(yunet_model, photos_dir):
+    """The point of refining: the detector places a face's landmarks differently at each size; found
+    again in the face's crop they move half as much (the astronaut: 0.22 -> 0.11 eye distances)."""
+    from agegender.edge.detectors import CROP_DETECT_MAX_SIDE, Detection, YuNetDetector, refine_detection
+    from agegender.edge.estimator import Estimator
+    from agegender.edge.images import read_image
+
+    picture = read_image(str(photos_dir / "astronaut.png"))
+    contract = Estimator(detector=None).contract  # the shipped model's card
+    landmarker = YuNetDetector(str(yunet_model), max_side=CROP_DETECT_MAX_SIDE)
+    found = {s: YuNetDetector(str(yunet_model), max_side=s).detect(picture)[0] for s in (160, 320, 640)}
+    refined = {s: refine_detection(d, picture, landmarker, contract) for s, d in found.items()}
+    eye = float(np.hypot(*(found[640].landmarks[1] - found[640].landmarks[0])))
+
+    def disagreement(faces):
+        return max(np.abs(faces[s].landmarks - faces[640].landmarks).max() for s in (160, 320)) / eye
+
+    assert disagreement(refined) < 0.7 * disagreement(found)
+    assert disagreement(refined) < 0.15
+    boxed = Detection(found[320].box, 0.9)  # no landmarks (Haar): kept as it is
+    assert refine_detection(boxed, picture, landmarker, contract) is boxed
+    blank = np.zeros_like(picture)  # no face in the crop: the detector's landmarks are kept
+    assert refine_detection(found[320], blank, landmarker, contract) is found[320]
+
+
+def test_estimator_refines_landmarks_only_when_asked(yunet_model, photos_dir):
+    from agegender.edge.detectors import CROP_DETECT_MAX_SIDE, YuNetDetector, refine_detection
+    from agegender.edge.estimator import Estimator
+    from agegender.edge.images import read_image
+
+    picture = read_image(str(photos_dir / "astronaut.png"))
+    plain = Estimator(detector=str(yunet_model))
+    refining = Estimator(detector=str(yunet_model), refine_landmarks=True)
+    (detected,) = plain.detect(picture)
+    assert plain.refine(picture, [detected]) == [detected]
+    (refined,) = refining.refine(picture, [detected])
+    landmarker = YuNetDetector(str(yunet_model), max_side=CROP_DETECT_MAX_SIDE)
+    assert np.allclose(refined.landmarks, refine_detection(detected, picture, landmarker, refining.contract).landmarks)
+    (face,) = refining.predict(picture)
+    assert set(refining.timings) == {"detect", "refine", "align", "infer"}
+    (expected,) = refining.estimate(picture, [refined])
+    assert face.age == pytest.approx(expected.age, abs=1e-4) and face.gender == expected.gender
+    from agegender.edge.video import VideoEstimator
+
+    (tracked,) = VideoEstimator(refining).process(picture)  # video mode refines before each estimate
+    assert tracked.age == pytest.approx(expected.age, abs=1e-3)
+
+
+def test_predict_refines_landmarks_by_default_and_run_does_not():
+    from agegender.edge.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["predict", "x.jpg"]).refine_landmarks is True
+    assert parser.parse_args(["predict", "x.jpg", "--no-refine-landmarks"]).refine_landmarks is False
+    assert parser.parse_args(["run"]).refine_landmarks is False
+    assert parser.parse_args(["run", "--refine-landmarks"]).refine_landmarks is True
