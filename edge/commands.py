@@ -81,7 +81,8 @@ and video outputs are flushed and closed either way.""")
                         "ages better, as it already averages each face over its estimates")
     p.add_argument("--refine-landmarks", action="store_true",
                    help="find each face's landmarks again in its face crop before each estimate, as `predict` "
-                        "does by default (about 3 ms more per estimate at 1 thread; needs YuNet)")
+                        "does by default (about 3.5 ms more per estimate at 1 thread; on the synthetic videos gender +2 points, "
+                        "ages 0.3 y worse: off by default; needs YuNet)")
     p.add_argument("--json", default=None,
                    help="append JSON Lines (one object per frame) to this file ('-' = stdout)")
     p.add_argument("--output", default=None,
@@ -281,12 +282,12 @@ when any file failed.""")
                    help="also detect at this longest side (e.g. 640) and average each face's landmarks over the "
                         "two passes (default off: on validation the age moved a quarter to a third less across "
                         "detector sizes but was no more accurate, and at 640 a one-face picture took 41 ms instead of 22; "
-                        "benchmarks/accuracy.md)")
+                        "refined landmarks, the default since, steady more for less; benchmarks/accuracy.md)")
     p.add_argument("--refine-landmarks", action=argparse.BooleanOptionalAction, default=True,
                    help="find each face's landmarks again in its face crop, as training found them (default on "
-                        "for still pictures: on validation faces pasted into frames the age moved a fifth to a "
-                        "quarter less across detector sizes and the gender call flipped on about half as many "
-                        "faces, no less accurate, for about 3 ms more per face at 1 thread; needs YuNet; "
+                        "for still pictures: on 600 validation faces pasted into frames the age moved a fifth to a "
+                        "quarter less across detector sizes and jitter, the gender call flipped on 21 faces instead "
+                        "of 33, no less accurate, for about 3.5 ms more per face at 1 thread; needs YuNet; "
                         "--no-refine-landmarks turns it off; benchmarks/accuracy.md)")
     p.add_argument("--aligned", action="store_true", help="inputs are training-style face crops: skip detection")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per picture")

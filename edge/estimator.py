@@ -113,7 +113,7 @@ class Estimator:
         over the two passes (``detectors.TwoScaleDetector``): one more detection per picture.
         refine_landmarks: find each face's landmarks again in its canonical crop, as training found
         them (``detectors.refine_detection``): steadier across detector sizes, one 200 px detection per
-        face (about 3 ms at 1 thread); needs YuNet (without it faces keep the detector's landmarks)."""
+        face (about 3.5 ms at 1 thread); needs YuNet (without it faces keep the detector's landmarks)."""
         if isinstance(model, AgeGenderModel):  # a model object opened elsewhere (e.g. a Keras model, in training)
             self.model, self.model_path = model, model.path
         else:
@@ -232,19 +232,16 @@ class Estimator:
             h, w = image_rgb.shape[:2]
             detections = [Detection((0, 0, w, h), 1.0)]
             inputs = self.align_crop(image_rgb)
-            t1 = refined = t2 = time.perf_counter()
+            t1 = t2 = time.perf_counter()
         else:
             detections = self.detect(image_rgb)
             t1 = time.perf_counter()
-            detections = self.refine(image_rgb, detections)
-            refined = time.perf_counter()
+            detections = self.refine(image_rgb, detections)  # part of aligning (its time too)
             inputs = self.align(image_rgb, detections)
             t2 = time.perf_counter()
         results = self.infer(inputs)
         t3 = time.perf_counter()
         self.timings = {"detect": t1 - t0, "align": t2 - t1, "infer": t3 - t2}
-        if self.refine_landmarks and not aligned:
-            self.timings.update(refine=refined - t1, align=t2 - refined)
         return self.faces_from(image_rgb, detections, results)
 
     def estimate(self, image_rgb: np.ndarray, detections: Sequence[Detection]) -> list[Face]:
