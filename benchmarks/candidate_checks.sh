@@ -8,7 +8,7 @@
 # 2. scores the candidate's int8 TFLite and the shipped one on the **validation** splits (UTKFace val,
 #    AAF val slice): MAE, gender, bias per band -> OUT/val_candidate, OUT/val_shipped;
 # 3. measures stability on 300 pasted **validation** faces of each dataset and the shared photos, plain
-#    and with predict's defaults (--flip --views 5), for both -> OUT/stability_{candidate,shipped}{,_predict}.md.
+#    and with predict's defaults (--flip --views 5 --refine-landmarks), for both -> OUT/stability_{candidate,shipped}{,_predict}.md.
 # The decision to ship reads steps 2 and 3 only (validation data); the test tables in the cards are for
 # the report once it is made.
 set -euo pipefail
@@ -29,7 +29,7 @@ for who in candidate shipped; do
   model=$TFLITE; [ "$who" = shipped ] && model=$SHIPPED
   agegender evaluate "$model" --data "$D/utkface" --data "$D/aaf/labels.csv" --split val \
       --align-detector "$Y" --out "$OUT/val_$who"
-  for averaging in "" "--flip --views 5"; do
+  for averaging in "" "--flip --views 5 --refine-landmarks"; do
     python benchmarks/stability.py --model "$model" --data "$D/utkface" --data "$D/aaf/labels.csv" \
         --photos "$D/photos" --detector-model "$Y" --split val --n 300 $averaging \
         --json "$OUT/stability_$who${averaging:+_predict}.json" --markdown "$OUT/stability_$who${averaging:+_predict}.md"
