@@ -20,7 +20,8 @@ The README sample (the astronaut) is listed on its own: its age and gender at ev
 
     python benchmarks/stability.py --data $AGEGENDER_DATA --data $AAF/labels.csv --photos PHOTOS \
         --detector-model face_detection_yunet_2023mar.onnx [--model M] [--flip] [--views N] [--n 300] \
-        [--second-detect-size 640] [--refine-landmarks] --json benchmarks/stability/NAME.json --markdown benchmarks/stability/NAME.md
+        [--second-detect-size 640] [--refine-landmarks] --json benchmarks/stability/NAME.json \
+        --markdown benchmarks/stability/NAME.md
 """
 from __future__ import annotations
 

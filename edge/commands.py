@@ -81,8 +81,8 @@ and video outputs are flushed and closed either way.""")
                         "ages better, as it already averages each face over its estimates")
     p.add_argument("--refine-landmarks", action="store_true",
                    help="find each face's landmarks again in its face crop before each estimate, as `predict` "
-                        "does by default (about 3.5 ms more per estimate at 1 thread; on the synthetic videos gender +2 points, "
-                        "ages 0.3 y worse: off by default; needs YuNet)")
+                        "does by default (about 3.5 ms more per estimate at 1 thread; on the synthetic videos "
+                        "gender +2 points but ages 0.3 y worse: off by default; needs YuNet)")
     p.add_argument("--json", default=None,
                    help="append JSON Lines (one object per frame) to this file ('-' = stdout)")
     p.add_argument("--output", default=None,
@@ -281,8 +281,8 @@ when any file failed.""")
     p.add_argument("--second-detect-size", type=cli_args.positive_int, default=None, metavar="PX",
                    help="also detect at this longest side (e.g. 640) and average each face's landmarks over the "
                         "two passes (default off: on validation the age moved a quarter to a third less across "
-                        "detector sizes but was no more accurate, and at 640 a one-face picture took 41 ms instead of 22; "
-                        "refined landmarks, the default since, steady more for less; benchmarks/accuracy.md)")
+                        "detector sizes but was no more accurate, and at 640 a one-face picture took 41 ms instead "
+                        "of 22; refined landmarks, the default since, steady as much for less; benchmarks/accuracy.md)")
     p.add_argument("--refine-landmarks", action=argparse.BooleanOptionalAction, default=True,
                    help="find each face's landmarks again in its face crop, as training found them (default on "
                         "for still pictures: on 600 validation faces pasted into frames the age moved a fifth to a "
@@ -432,7 +432,8 @@ def add_benchmark(sub) -> None:
     p.add_argument("--second-detect-size", type=cli_args.positive_int, default=None, metavar="PX",
                    help="time the loops with a second detection at PX (as `predict --second-detect-size`)")
     p.add_argument("--refine-landmarks", action="store_true",
-                   help="time the loops finding each face's landmarks again in its crop (as `predict` runs by default)")
+                   help="time the loops finding each face's landmarks again in its crop (as `predict` runs "
+                        "by default)")
     p.add_argument("--warmup", type=cli_args.non_negative_int, default=50, help="untimed runs first (default %(default)s)")
     p.add_argument("--runs", type=cli_args.positive_int, default=500, help="timed runs per model (default %(default)s)")
     p.add_argument("--frames", type=cli_args.positive_int, default=100, help="frames per end-to-end run (default %(default)s)")

@@ -6,8 +6,9 @@
         print(face.box, face.age, face.age_std, face.age_group, face.gender, face.gender_prob)
 
 One frame goes: detect faces -> skip tiny ones, keep the ``max_faces`` largest ->
-(optionally find each face's landmarks again in its canonical crop) -> warp each to the canonical crop (landmarks, or box without them) -> resize to the
-model's input -> one inference per batch -> decode (age mean/spread, group, gender).
+(optionally find each face's landmarks again in its canonical crop) -> warp each to the
+canonical crop (landmarks, or box without them) -> resize to the model's input -> one
+inference per batch -> decode (age mean/spread, group, gender).
 """
 from __future__ import annotations
 
@@ -171,7 +172,9 @@ class Estimator:
     def refine(self, image_rgb: np.ndarray, detections: Sequence[Detection]) -> list[Detection]:
         """With ``refine_landmarks``, each detection with its landmarks found again in its canonical
         crop (``detectors.refine_detection``); else the detections as they are."""
-        landmarker = self.crop_landmarker() if self.refine_landmarks and detections else None
+        if not self.refine_landmarks or all(d.landmarks is None for d in detections):
+            return list(detections)  # off, or nothing to refine (no faces, or a box detector such as Haar)
+        landmarker = self.crop_landmarker()
         if landmarker is None:
             return list(detections)
         with self._lock:

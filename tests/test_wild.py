@@ -324,7 +324,7 @@ def test_refined_landmarks_agree_across_detector_sizes(yunet_model, photos_dir):
 
 
 def test_estimator_refines_landmarks_only_when_asked(yunet_model, photos_dir):
-    from agegender.edge.detectors import CROP_DETECT_MAX_SIDE, YuNetDetector, refine_detection
+    from agegender.edge.detectors import CROP_DETECT_MAX_SIDE, Detection, YuNetDetector, refine_detection
     from agegender.edge.estimator import Estimator
     from agegender.edge.images import read_image
 
@@ -333,6 +333,8 @@ def test_estimator_refines_landmarks_only_when_asked(yunet_model, photos_dir):
     refining = Estimator(detector=str(yunet_model), refine_landmarks=True)
     (detected,) = plain.detect(picture)
     assert plain.refine(picture, [detected]) == [detected]
+    boxed = Detection(detected.box, 0.9)  # a box detector's face (Haar): nothing to refine
+    assert refining.refine(picture, [boxed]) == [boxed] and refining.refine(picture, []) == []
     (refined,) = refining.refine(picture, [detected])
     landmarker = YuNetDetector(str(yunet_model), max_side=CROP_DETECT_MAX_SIDE)
     assert np.allclose(refined.landmarks, refine_detection(detected, picture, landmarker, refining.contract).landmarks)
