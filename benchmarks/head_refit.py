@@ -1,0 +1,232 @@
+"""Refit only a model's heads on its own frozen features: what the last layers alone can fix.
+
+The band biases of issue 11 (young faces read too old, old faces too young) could come from the
+backbone (it cannot tell the ages apart) or only from the heads (they pull answers toward the
+dense 20-35 range they saw most). Refitting the heads on cached backbone features answers that in
+minutes on a CPU, where a full training run takes an hour:
+
+    # 1. cache the pooled features of the training and validation splits (about 3 min on 2 cores)
+    python benchmarks/head_refit.py features --model models/agegender_mnv2_128.keras \
+        --data $S/utkface --data $S/aaf/labels.csv --align-detector YUNET --out runs/headfit
+    # 2. refit the heads with each setting, score on the validation splits (a table)
+    python benchmarks/head_refit.py fit --model models/agegender_mnv2_128.keras --features runs/headfit \
+        --age-balance 0,0.5,1,1.5 --markdown benchmarks/head_refit.md [--fresh --lr 1e-3]
+
+Features are the backbone's pooled output for each crop, re-aligned by its landmarks as the
+runtime aligns camera faces (the training splits also mirrored). Heads are fitted on the training
+splits only; every figure of ``fit`` is on the validation splits (its first row, the model's own
+heads, reproduces the model's validation score; its second shows the same heads on their training
+faces, for comparison).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+
+import numpy as np
+
+log = logging.getLogger("head_refit")
+
+SPLITS = ("train", "val")  # the test splits are never read here
+FEATURE_LAYER = "pool"
+
+
+# --- 1. features -------------------------------------------------------------------------
+def feature_model(keras_model):
+    import keras
+
+    return keras.Model(keras_model.input, keras_model.get_layer(FEATURE_LAYER).output)
+
+
+def cache_features(model_path: str, data: list, align_detector: str, out: str, batch_size: int = 128) -> None:
+    from agegender.train import data as data_mod
+    from agegender.train.evaluate import model_inputs, split_with_landmarks
+    from agegender.train.keras_backend import open_any_model
+    from agegender.train.model_io import load_model
+
+    keras_model = load_model(model_path, compile=False)
+    model = open_any_model(model_path, keras_model=keras_model)
+    features = feature_model(keras_model)
+    os.makedirs(out, exist_ok=True)
+    for source in data_mod.data_sources(data, None):
+        for split in SPLITS:
+            path = os.path.join(out, f"{source.name}_{split}.npz")
+            if os.path.exists(path):
+                log.info("%s exists, kept", path)
+                continue
+            records, landmarks = split_with_landmarks(source, split, align_detector)
+            mirrored = split == "train"
+            chunks, mirror_chunks = [], []
+            started = time.time()
+            for start in range(0, len(records), batch_size):
+                inputs = model_inputs(model, records[start:start + batch_size], landmarks).astype(np.float32)
+                chunks.append(features.predict_on_batch(inputs).astype(np.float16))
+                if mirrored:
+                    mirror_chunks.append(features.predict_on_batch(inputs[:, :, ::-1]).astype(np.float16))
+                if (start // batch_size) % 20 == 19:
+                    log.info("%s %s: %d/%d faces (%.0f s)", source.name, split, start + batch_size,
+                             len(records), time.time() - started)
+            arrays = {"features": np.concatenate(chunks),
+                      "ages": np.array([r.age for r in records], np.float32),
+                      "genders": np.array([r.gender for r in records], np.float32),
+                      "names": np.array([r.name for r in records])}
+            if mirrored:
+                arrays["mirrored"] = np.concatenate(mirror_chunks)
+            np.savez(path, **arrays)
+            log.info("%s: %d faces, %.0f s", path, len(records), time.time() - started)
+
+
+# --- 2. heads refitted on the features ---------------------------------------------------
+def load_split(folder: str, split: str) -> dict:
+    """{dataset name: arrays of NAME_SPLIT.npz} for every dataset cached in ``folder``."""
+    names = sorted(f[:-len(f"_{split}.npz")] for f in os.listdir(folder) if f.endswith(f"_{split}.npz"))
+    if not names:
+        raise SystemExit(f"{folder}: no *_{split}.npz (run the features step first)")
+    return {name: dict(np.load(os.path.join(folder, f"{name}_{split}.npz"))) for name in names}
+
+
+def head_model(keras_model, fresh: bool, seed: int):
+    """The model's heads on a features input, with the model's weights (or freshly initialised)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    features = keras.Input((keras_model.get_layer(FEATURE_LAYER).output.shape[-1],), name="features")
+    x = layers.Dropout(keras_model.get_layer("features_dropout").rate)(features)
+    outputs = {}
+    for head in ("age", "gender"):
+        hidden = keras_model.get_layer(f"{head}_hidden")
+        h = layers.Dense(hidden.units, activation="relu", name=f"{head}_hidden")(x)
+        h = layers.Dropout(keras_model.get_layer(f"{head}_dropout").rate)(h)
+        out = keras_model.get_layer(head)
+        outputs[head] = layers.Dense(out.units, activation=out.activation, name=head)(h)
+    heads = keras.Model(features, outputs)
+    if not fresh:
+        for name in ("age_hidden", "age", "gender_hidden", "gender"):
+            heads.get_layer(name).set_weights(keras_model.get_layer(name).get_weights())
+    return heads
+
+
+def val_metrics(heads, val: dict) -> dict:
+    """{dataset: MAE, gender accuracy, band biases} and the training's combined validation score."""
+    from agegender.edge.contract import AGE_BINS
+    from agegender.train import metrics as M
+
+    out, all_err, all_right = {}, [], []
+    for name, arrays in val.items():
+        pred = heads.predict(arrays["features"].astype(np.float32), batch_size=1024, verbose=0)
+        ages = pred["age"] @ np.arange(AGE_BINS)
+        right = (pred["gender"][:, 0] >= 0.5) == (arrays["genders"] >= 0.5)
+        bands = M.mae_by_band(arrays["ages"], ages)
+        out[name] = {"mae": M.mae(arrays["ages"], ages), "gender": float(right.mean()),
+                     "bias": [bands[M.band_name(lo, hi)]["bias"] for lo, hi in M.AGE_BANDS]}
+        all_err.append(np.abs(ages - arrays["ages"]))
+        all_right.append(right)
+    out["score"] = float(np.concatenate(all_err).mean() + 20 * (1 - np.concatenate(all_right).mean()))
+    return out
+
+
+def fit_heads(keras_model, train: dict, val: dict, age_balance: float, dataset_weights: dict,
+              fresh: bool, epochs: int, lr: float, draws: int, seed: int):
+    """Heads fitted on the training features, drawn as the trainer draws faces (dataset shares,
+    age balance), each draw the face or its mirror image; returns the heads and per-epoch scores."""
+    import keras
+
+    from agegender.train.losses import AgeDistributionLoss, GenderLoss
+    from agegender.train.sampling import sampling_probabilities
+
+    names = sorted(train)
+    datasets = np.concatenate([[n] * len(train[n]["ages"]) for n in names])
+    ages = np.concatenate([train[n]["ages"] for n in names])
+    genders = np.concatenate([train[n]["genders"] for n in names])
+    faces = np.concatenate([train[n]["features"] for n in names])
+    mirrored = np.concatenate([train[n]["mirrored"] for n in names])
+    probs = sampling_probabilities(datasets, ages, dataset_weights, age_balance)
+    heads = head_model(keras_model, fresh, seed)
+    heads.compile(optimizer=keras.optimizers.Adam(lr),
+                  loss={"age": AgeDistributionLoss(), "gender": GenderLoss()})
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(epochs):
+        idx = rng.choice(len(ages), size=draws, p=probs)
+        flip = rng.random(draws) < 0.5
+        x = np.where(flip[:, None], mirrored[idx], faces[idx]).astype(np.float32)
+        heads.fit(x, {"age": ages[idx][:, None], "gender": genders[idx][:, None]},
+                  batch_size=64, epochs=1, verbose=0)
+        scores.append(val_metrics(heads, val)["score"])
+    return heads, scores
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    feats = sub.add_parser("features", help="cache the backbone's pooled features of every split")
+    feats.add_argument("--model", required=True, help=".keras model whose backbone gives the features")
+    feats.add_argument("--data", action="append", required=True, help="a dataset, as agegender train takes it")
+    feats.add_argument("--align-detector", required=True, help="YuNet .onnx (crops re-aligned by their landmarks)")
+    feats.add_argument("--out", required=True, help="folder for NAME_SPLIT.npz")
+    fit = sub.add_parser("fit", help="refit the heads with each setting; a table of validation figures")
+    fit.add_argument("--model", required=True, help="the .keras model the features came from")
+    fit.add_argument("--features", required=True, help="the features step's --out folder")
+    fit.add_argument("--age-balance", default="0.5", help="age balance powers to try, comma-separated")
+    fit.add_argument("--data-weight", action="append", default=[], metavar="NAME=W",
+                     help="a dataset's share of the draws (default: the shipped recipe's utkface=0.6, aaf=0.4)")
+    fit.add_argument("--fresh", action="store_true", help="start the heads from random weights, not the model's")
+    fit.add_argument("--epochs", type=int, default=10)
+    fit.add_argument("--lr", type=float, default=1e-4)
+    fit.add_argument("--draws", type=int, default=22810, help="faces drawn an epoch (the trainer's)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--markdown", help="write the table here too")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.command == "features":
+        cache_features(args.model, args.data, args.align_detector, args.out)
+    else:
+        run_fits(args)
+    return 0
+
+
+def run_fits(args) -> None:
+    from agegender.train import metrics as M
+    from agegender.train.model_io import load_model
+
+    keras_model = load_model(args.model, compile=False)
+    train, val = load_split(args.features, "train"), load_split(args.features, "val")
+    weights = {"utkface": 0.6, "aaf": 0.4}
+    weights.update({k: float(v) for k, v in (w.split("=", 1) for w in args.data_weight)})
+    names = sorted(val)
+    bands = ", ".join(M.band_name(lo, hi) for lo, hi in M.AGE_BANDS)
+    lines = ["| heads | val score | " + " | ".join(f"{n} MAE / gender | {n} sum \\|bias\\| | {n} bias ({bands})"
+                                                  for n in names) + " |",
+             "|---|---:|" + "---:|---:|---|" * len(names)]
+
+    def row(label: str, result: dict) -> str:
+        cells = [f"{result[n]['mae']:.2f} / {result[n]['gender']:.1%} | {sum(abs(b) for b in result[n]['bias']):.1f} | "
+                 + " ".join(f"{b:+.2f}" for b in result[n]["bias"]) for n in names]
+        return f"| {label} | {result['score']:.3f} | " + " | ".join(cells) + " |"
+
+    own = head_model(keras_model, False, args.seed)
+    lines.append(row("the model's own", val_metrics(own, val)))
+    # the same heads on the faces they were trained on: is the pull toward the middle there too?
+    lines.append(row("the model's own, on the training splits (for comparison, not validation)",
+                     val_metrics(own, train)))
+    log.info("\n".join(lines[-2:]))
+    start = "fresh" if args.fresh else "the model's"
+    for power in (float(p) for p in args.age_balance.split(",")):
+        heads, scores = fit_heads(keras_model, train, val, power, weights, args.fresh, args.epochs, args.lr,
+                                  args.draws, args.seed)
+        log.info("age balance %.2f: validation score by epoch %s", power, " ".join(f"{s:.3f}" for s in scores))
+        lines.append(row(f"refit from {start}, age balance {power:g}, {args.epochs} epochs at {args.lr:g}",
+                         val_metrics(heads, val)))
+        log.info(lines[-1])
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The model diagnostics in benchmarks/: degraded validation faces and heads refitted on features."""
+import importlib.util
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, needs_tf
+
+
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def degraded_val():
+    return load_benchmark("degraded_val")
+
+
+@pytest.fixture(scope="module")
+def face_inputs():
+    """Two 128 px model-sized inputs cut from the README sample (a real face, public domain)."""
+    image = cv2.cvtColor(cv2.imread(str(REPO / "edge" / "samples" / "astronaut.png")), cv2.COLOR_BGR2RGB)
+    side = min(image.shape[:2])
+    square = image[:side, :side]
+    return np.stack([cv2.resize(square, (128, 128), interpolation=cv2.INTER_AREA),
+                     cv2.resize(square[::-1], (128, 128), interpolation=cv2.INTER_AREA)])
+
+
+def test_every_degradation_is_seeded_by_condition_and_face(degraded_val, face_inputs):
+    for name, kind, fn in degraded_val.CONDITIONS:
+        once = degraded_val.degrade(face_inputs, name, ["a.jpg", "b.jpg"])
+        again = degraded_val.degrade(face_inputs, name, ["a.jpg", "b.jpg"])
+        assert once.dtype == np.uint8 and once.shape == face_inputs.shape, name
+        np.testing.assert_array_equal(once, again, err_msg=name)  # every model sees the same damage
+        changed = np.abs(once.astype(int) - face_inputs).mean()
+        if fn is None:
+            assert changed == 0
+        else:
+            assert changed > 0.5, f"{name} barely changes a face ({changed:.2f} grey levels)"
+
+
+def test_seen_conditions_are_the_training_augmentations(degraded_val):
+    from agegender.train import augment
+
+    seen = {name: fn for name, kind, fn in degraded_val.CONDITIONS if kind == "seen"}
+    assert set(seen) == set(augment.FAMILIES) - {"jitter"}  # jitter moves the crop, not its pixels
+    assert seen["jpeg"] is augment.jpeg and seen["noise"] is augment.sensor_noise
+
+
+def test_held_out_degradations_do_what_they_say(degraded_val, face_inputs):
+    face = face_inputs[0]
+    rng = np.random.default_rng(0)
+    pixelated = degraded_val.pixelate(face, rng)
+    assert len(np.unique(pixelated.reshape(-1, 3), axis=0)) < 41 * 41  # blocks, at most 40 x 40 colours
+    cast = degraded_val.tungsten(face, rng).astype(float)
+    assert cast[..., 0].mean() > face[..., 0].mean() and cast[..., 2].mean() < face[..., 2].mean()
+    sharp = cv2.Laplacian(face, cv2.CV_64F).var()
+    assert cv2.Laplacian(degraded_val.defocus(face, rng), cv2.CV_64F).var() < sharp / 3
+
+
+def test_unknown_condition_is_a_one_line_error(degraded_val, capsys):
+    with pytest.raises(SystemExit):
+        degraded_val.main(["--model", "x.keras", "--data", "d", "--align-detector", "y.onnx",
+                           "--conditions", "clean,fog"])
+    assert "unknown condition(s) fog" in capsys.readouterr().err
+
+
+@needs_tf
+def test_refit_heads_start_as_the_models_own():
+    """The heads rebuilt on the features input, with the model's weights, answer as the whole model."""
+    head_refit = load_benchmark("head_refit")
+    from agegender.train.model_io import load_model
+
+    model = load_model(str(REPO / "models" / "agegender_mnv2_128.keras"), compile=False)
+    inputs = np.random.default_rng(0).integers(0, 256, (3, 128, 128, 3)).astype(np.float32)
+    whole = model.predict_on_batch(inputs)
+    features = head_refit.feature_model(model).predict_on_batch(inputs)
+    heads = head_refit.head_model(model, fresh=False, seed=0).predict_on_batch(features)
+    for head in ("age", "gender"):
+        np.testing.assert_allclose(heads[head], whole[head], atol=1e-5)
+    fresh = head_refit.head_model(model, fresh=True, seed=0).predict_on_batch(features)
+    assert np.abs(fresh["age"] - whole["age"]).max() > 1e-3  # fresh means fresh
