@@ -1,6 +1,12 @@
 """The table of `benchmarks/ablation_runs.sh`: each short run's validation figures and steadiness.
 
     python benchmarks/ablation_table.py runs/ablation > benchmarks/ablation/ablation.md
+
+With the runs scored on degraded validation faces (`benchmarks/degraded_val.py --json`, models
+labelled ``ablation/RUN``), a second table: what each family does against its own damage, the run
+with all families against the run without that one:
+
+    python benchmarks/ablation_table.py runs/ablation --degraded benchmarks/degraded_val.json
 """
 from __future__ import annotations
 
@@ -8,8 +14,8 @@ import json
 import os
 import sys
 
-ORDER = ["none", "all"] + [f"all-minus-{f}" for f in
-                           ("colour", "grey", "lowres", "blur", "noise", "jpeg", "jitter")] + ["all-no-balance"]
+FAMILIES = ("colour", "grey", "lowres", "blur", "noise", "jpeg", "jitter")
+ORDER = ["none", "all"] + [f"all-minus-{f}" for f in FAMILIES] + ["all-no-balance"]
 
 
 def row(folder: str) -> str:
@@ -38,5 +44,30 @@ def main(root: str) -> int:
     return 0
 
 
+def family_table(path: str) -> str:
+    """Per family F: on faces damaged by F, the age MAE added to the clean MAE and the gender points lost,
+    for the run with every family (``ablation/all``) and the run without F (``ablation/all-minus-F``)."""
+    with open(path) as f:
+        results = json.load(f)["results"]
+    with_all = results["ablation/all"]
+    lines = ["| family | dataset | its damage: +MAE with it / without | gender points lost with it / without |",
+             "|---|---|---|---|"]
+    for family in FAMILIES:
+        without = results.get(f"ablation/all-minus-{family}")
+        if without is None or family not in with_all[next(iter(with_all))]:
+            continue
+        for dataset in sorted(with_all):
+            a, b = with_all[dataset], without[dataset]
+            lines.append(f"| {family} | {dataset} | {a[family]['mae'] - a['clean']['mae']:+.2f} / "
+                         f"{b[family]['mae'] - b['clean']['mae']:+.2f} | "
+                         f"{100 * (a['clean']['gender'] - a[family]['gender']):.1f} / "
+                         f"{100 * (b['clean']['gender'] - b[family]['gender']):.1f} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "runs/ablation"))
+    args = sys.argv[1:]
+    if "--degraded" in args:
+        print(family_table(args[args.index("--degraded") + 1]))
+        sys.exit(0)
+    sys.exit(main(args[0] if args else "runs/ablation"))
