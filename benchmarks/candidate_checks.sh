@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # A trained candidate against the shipped model, before anyone decides to ship it.
 #
-#   bash benchmarks/candidate_checks.sh runs/NAME/model.keras runs/NAME/checks     # about 10 min on 2 cores
+#   bash benchmarks/candidate_checks.sh runs/NAME/model.keras runs/NAME/checks     # about 13 min on 2 cores
 #
 # 1. exports the candidate as int8 TFLite + int8 ONNX (calibrated on UTKFace training faces, verified
 #    against Keras on the UTKFace test split) and records its cross-dataset test table in each card;
 # 2. scores the candidate's int8 TFLite and the shipped one on the **validation** splits (UTKFace val,
 #    AAF val slice): MAE, gender, bias per band -> OUT/val_candidate, OUT/val_shipped;
 # 3. measures stability on 300 pasted **validation** faces of each dataset and the shared photos, plain
-#    and with predict's defaults (--flip --views 5 --refine-landmarks), for both -> OUT/stability_{candidate,shipped}{,_predict}.md.
-# The decision to ship reads steps 2 and 3 only (validation data); the test tables in the cards are for
+#    and with predict's defaults (--flip --views 5 --refine-landmarks), for both -> OUT/stability_{candidate,shipped}{,_predict}.md;
+# 4. scores both on about 400 **validation** faces of each dataset under camera damage, seen in training
+#    and held out (benchmarks/degraded_val.py) -> OUT/degraded.md.
+# The decision to ship reads steps 2 to 4 only (validation data); the test tables in the cards are for
 # the report once it is made.
 set -euo pipefail
 CANDIDATE=$1
@@ -35,4 +37,6 @@ for who in candidate shipped; do
         --json "$OUT/stability_$who${averaging:+_predict}.json" --markdown "$OUT/stability_$who${averaging:+_predict}.md"
   done
 done
-for f in "$OUT"/val_*/summary.md "$OUT"/stability_*.md; do echo "== $f"; cat "$f"; done
+python benchmarks/degraded_val.py --model "candidate=$TFLITE" --model "shipped=$SHIPPED" --data "$D/utkface" \
+    --data "$D/aaf/labels.csv" --align-detector "$Y" --n 400 --json "$OUT/degraded.json" --markdown "$OUT/degraded.md" > /dev/null
+for f in "$OUT"/val_*/summary.md "$OUT"/stability_*.md "$OUT/degraded.md"; do echo "== $f"; cat "$f"; done
