@@ -29,6 +29,7 @@ from agegender.train import metrics as M
 from agegender.edge.postprocess import age_mean_std
 from agegender.train.evaluate import format_figure, predict_records, split_with_landmarks
 from agegender.train.keras_backend import open_any_model
+from tables import show_and_save
 
 KNOTS = np.array([0, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60, 70, 80, 100], float)
 BIN_AGES = np.arange(101, dtype=float)
@@ -90,11 +91,7 @@ def main(argv=None) -> int:
     lines += ["", "Knots (input age -> re-mapped age):", ""]
     for label, knot_values in maps[1:]:
         lines.append(f"- {label}: " + ", ".join(f"{k:.0f}->{v:.1f}" for k, v in zip(KNOTS, knot_values)))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
+    show_and_save("\n".join(lines) + "\n", args.markdown)
     return 0
 
 

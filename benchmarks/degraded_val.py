@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from agegender.train import augment as aug
+from tables import show_and_save
 
 log = logging.getLogger("degraded_val")
 
@@ -173,13 +174,6 @@ def damage_cost(row: dict, conditions: list[str]) -> dict:
             "gender_points": float(np.mean([100 * (clean["gender"] - row[c]["gender"]) for c in conditions]))}
 
 
-def write_tables(table: str, path) -> None:
-    print(table)
-    if path:
-        with open(path, "w") as f:
-            f.write(table)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], metavar="LABEL=PATH",
@@ -202,7 +196,7 @@ def main(argv=None) -> int:
     if args.redraw:
         with open(args.redraw) as f:
             results = json.load(f)["results"]
-        write_tables(markdown(results, list(next(iter(next(iter(results.values())).values())))), args.markdown)
+        show_and_save(markdown(results, list(next(iter(next(iter(results.values())).values())))), args.markdown)
         return 0
     if not (args.model and args.data and args.align_detector):
         parser.error("--model, --data and --align-detector are needed (or --redraw JSON)")
@@ -221,7 +215,7 @@ def main(argv=None) -> int:
         started = time.time()
         results[label] = score_model(path, sets, conditions)
         log.info("%s: %.0f s", label, time.time() - started)
-    write_tables(markdown(results, conditions), args.markdown)
+    show_and_save(markdown(results, conditions), args.markdown)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"split": args.split, "n_per_dataset": args.n, "results": results}, f, indent=1)

@@ -20,6 +20,7 @@ from agegender.train import data as data_mod
 from agegender.train import metrics as M
 from agegender.train.evaluate import Predictions, compute_metrics, predict_records, split_with_landmarks
 from agegender.train.keras_backend import open_any_model
+from tables import show_and_save
 
 log = logging.getLogger("ensemble_val")
 
@@ -66,11 +67,7 @@ def main(argv=None) -> int:
                               np.mean([o[name].age_distribution for o in outputs], axis=0),
                               np.mean([o[name].female_prob for o in outputs], axis=0)) for name in names}
     lines.append(row(f"mean of the {len(outputs)}", mean))
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(table)
+    show_and_save("\n".join(lines) + "\n", args.markdown)
     return 0
 
 

@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from tables import show_and_save
+
 log = logging.getLogger("head_refit")
 
 SPLITS = ("train", "val")  # the test splits are never read here
@@ -221,11 +223,7 @@ def run_fits(args) -> None:
         lines.append(row(f"refit from {start}, age balance {power:g}, {args.epochs} epochs at {args.lr:g}",
                          val_metrics(heads, val)))
         log.info(lines[-1])
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(table)
+    show_and_save("\n".join(lines) + "\n", args.markdown)
 
 
 if __name__ == "__main__":

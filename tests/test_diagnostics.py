@@ -1,5 +1,6 @@
 """The model diagnostics in benchmarks/: degraded validation faces and heads refitted on features."""
 import importlib.util
+import sys
 
 import cv2
 import numpy as np
@@ -9,6 +10,9 @@ from conftest import REPO, needs_tf
 
 
 def load_benchmark(name: str):
+    """A script of benchmarks/, imported as ``python benchmarks/NAME.py`` runs it (its folder on the path)."""
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
