@@ -1,4 +1,4 @@
-"""Can the age bias per band be fixed after training? A monotone re-map of the age bins.
+r"""Can the age bias per band be fixed after training? A monotone re-map of the age bins.
 
 The model reports age as the expectation of a distribution over the ages 0..100. Replacing
 the bin ages 0..100 by other increasing values (a piecewise-linear map through 14 knots)

@@ -1,4 +1,4 @@
-"""Validation faces as cheap cameras see them: what the camera-like augmentation buys.
+r"""Validation faces as cheap cameras see them: what the camera-like augmentation buys.
 
 Clean validation crops cannot reward robustness to degradations they do not contain (the
 ablation in ``benchmarks/accuracy.md`` found no augmentation family paying on them). Here each
@@ -11,8 +11,9 @@ model sees the same validation faces under fixed, seeded degradations, one at a 
 - **webcam**: a chain of both kinds, a small face from a cheap camera.
 
     python benchmarks/degraded_val.py --model shipped=models/agegender_mnv2_128.keras \
-        --model first=runs/first.keras --data $S/utkface --data $S/aaf/labels.csv \
-        --align-detector YUNET --n 625 --markdown benchmarks/degraded_val.md
+        --model first=FIRST.keras [--model LABEL=MODEL ...] --data $S/utkface --data $S/aaf/labels.csv \
+        --align-detector YUNET --n 400 --json benchmarks/degraded_val.json --markdown benchmarks/degraded_val.md
+    python benchmarks/degraded_val.py --redraw benchmarks/degraded_val.json --markdown benchmarks/degraded_val.md
 
 Validation splits only (``--split val``), the same stratified sample of ``--n`` faces per dataset
 for every model; one degradation draw per face and condition, the same for every model.

@@ -1,4 +1,4 @@
-"""Does the camera path see faces as the training crops did? Two checks, one report.
+r"""Does the camera path see faces as the training crops did? Two checks, one report.
 
 1. Aligned path vs crops: UTKFace test-split crops pasted into 640x480 frames at random
    positions, scales (0.6-1.8x) and small rotations (±12°); each frame goes through the

@@ -1,4 +1,4 @@
-"""How far averaging several trained models' answers gets, on the validation splits.
+r"""How far averaging several trained models' answers gets, on the validation splits.
 
 An upper bound for what distilling those models into one could give: each model alone, then the
 mean of their outputs (age distributions and gender probabilities averaged before decoding, as

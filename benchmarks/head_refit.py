@@ -1,4 +1,4 @@
-"""Refit only a model's heads on its own frozen features: what the last layers alone can fix.
+r"""Refit only a model's heads on its own frozen features: what the last layers alone can fix.
 
 The band biases of issue 11 (young faces read too old, old faces too young) could come from the
 backbone (it cannot tell the ages apart) or only from the heads (they pull answers toward the

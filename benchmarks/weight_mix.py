@@ -1,4 +1,4 @@
-"""What mixing two models' weights does: (1 - a) x BASE + a x OTHER, scored on the validation splits.
+r"""What mixing two models' weights does: (1 - a) x BASE + a x OTHER, scored on the validation splits.
 
 Both models must have the same architecture and come from the same parent (as the runs of
 ``train/soup.py`` do), or their mean is not a model. Per mix: age MAE, gender accuracy and the

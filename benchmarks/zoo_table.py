@@ -1,4 +1,4 @@
-"""The model-zoo table: every architecture x task scored on the same test split.
+r"""The model-zoo table: every architecture x task scored on the same test split.
 
 Reads run folders (``agegender train --out ...``), scores each ``model.keras`` (and,
 for two-phase runs, the model at the end of the frozen-backbone phase, ``head.keras``)

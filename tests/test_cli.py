@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 
@@ -46,6 +47,18 @@ def test_parser_rejects_impossible_values(args, needle, capsys):
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "agegender.edge.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "agegender" in out.stdout
+
+
+def test_help_examples_keep_their_line_breaks():
+    """Every command's --help: an example command continued with a backslash stays on two lines
+    (a lost backslash glues the next line on, far to the right)."""
+    import re
+
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in [("agegender", parser)] + sorted(subparsers.choices.items()):
+        for line in sub.format_help().splitlines():
+            assert not re.search(r"\S {6,}--\w", line), f"{name} --help: {line.strip()[:90]}"
 
 
 def test_unknown_source_is_one_clear_line(tmp_path):

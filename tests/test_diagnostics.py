@@ -88,3 +88,15 @@ def test_refit_heads_start_as_the_models_own():
         np.testing.assert_allclose(heads[head], whole[head], atol=1e-5)
     fresh = head_refit.head_model(model, fresh=True, seed=0).predict_on_batch(features)
     assert np.abs(fresh["age"] - whole["age"]).max() > 1e-3  # fresh means fresh
+
+
+def test_benchmark_help_keeps_its_example_commands_whole():
+    """A script's --help prints its docstring: a backslash ending a line of an example command must
+    stay there (a raw docstring), or the command is glued into one unreadable line."""
+    import ast
+
+    for path in sorted((REPO / "benchmarks").glob("*.py")):
+        source = path.read_text()
+        doc = ast.get_docstring(ast.parse(source), clean=False)
+        if doc and "\\\n" in source.split('"""')[1]:
+            assert "\\\n" in doc, f"{path.name}: make its docstring raw (r\"\"\"...) so --help keeps the line breaks"

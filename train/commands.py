@@ -160,7 +160,7 @@ def add_evaluate(sub) -> None:
   agegender evaluate models/agegender_mnv2_128.keras --data $AGEGENDER_DATA --split test --out reports/mnv2
   agegender evaluate model.tflite --data other_faces.csv --split all --out reports/other
   # every dataset on its own held-out split (AAF: its official val half), with a summary table
-  agegender evaluate model.tflite --data UTKFace/ --data aaf/labels.csv --split test \
+  agegender evaluate model.tflite --data UTKFace/ --data aaf/labels.csv --split test \\
       --align-detector yunet.onnx --out reports/cross
 
 Writes metrics.json, report.md and confusion.png in --out.""")
