@@ -111,13 +111,14 @@ def head_model(keras_model, fresh: bool, seed: int):
     return heads
 
 
-def val_metrics(heads, val: dict) -> dict:
-    """{dataset: MAE, gender accuracy, band biases} and the training's combined validation score."""
+def head_metrics(heads, faces: dict) -> dict:
+    """{dataset: MAE, gender accuracy, band biases} on cached faces, and the combined score the
+    training monitors (age MAE + 20 x gender error over every dataset together)."""
     from agegender.edge.contract import AGE_BINS
     from agegender.train import metrics as M
 
     out, all_err, all_right = {}, [], []
-    for name, arrays in val.items():
+    for name, arrays in faces.items():
         pred = heads.predict(arrays["features"].astype(np.float32), batch_size=1024, verbose=0)
         ages = pred["age"] @ np.arange(AGE_BINS)
         right = (pred["gender"][:, 0] >= 0.5) == (arrays["genders"] >= 0.5)
@@ -157,8 +158,45 @@ def fit_heads(keras_model, train: dict, val: dict, age_balance: float, dataset_w
         x = np.where(flip[:, None], mirrored[idx], faces[idx]).astype(np.float32)
         heads.fit(x, {"age": ages[idx][:, None], "gender": genders[idx][:, None]},
                   batch_size=64, epochs=1, verbose=0)
-        scores.append(val_metrics(heads, val)["score"])
+        scores.append(head_metrics(heads, val)["score"])
     return heads, scores
+
+
+def run_fits(args) -> None:
+    from agegender.train import metrics as M
+    from agegender.train.model_io import load_model
+
+    keras_model = load_model(args.model, compile=False)
+    train, val = load_split(args.features, "train"), load_split(args.features, "val")
+    weights = {"utkface": 0.6, "aaf": 0.4}
+    weights.update({k: float(v) for k, v in (w.split("=", 1) for w in args.data_weight)})
+    names = sorted(val)
+    bands = ", ".join(M.band_name(lo, hi) for lo, hi in M.AGE_BANDS)
+    lines = ["| heads | val score | " + " | ".join(f"{n} MAE / gender | {n} sum \\|bias\\| | {n} bias ({bands})"
+                                                  for n in names) + " |",
+             "|---|---:|" + "---:|---:|---|" * len(names)]
+
+    def row(label: str, result: dict) -> str:
+        cells = [f"{result[n]['mae']:.2f} / {result[n]['gender']:.1%} | {sum(abs(b) for b in result[n]['bias']):.1f} | "
+                 + " ".join(f"{b:+.2f}" for b in result[n]["bias"]) for n in names]
+        return f"| {label} | {result['score']:.3f} | " + " | ".join(cells) + " |"
+
+    own = head_model(keras_model, False, args.seed)
+    lines.append(row("the model's own", head_metrics(own, val)))
+    # the same heads on the faces they were trained on: is the pull toward the middle there too?
+    lines.append(row("the model's own, on the training splits (for comparison, not validation)",
+                     head_metrics(own, train)))
+    log.info("\n".join(lines[-2:]))
+    start = "fresh" if args.fresh else "the model's"
+    for power in (float(p) for p in args.age_balance.split(",")):
+        heads, scores = fit_heads(keras_model, train, val, power, weights, args.fresh, args.epochs, args.lr,
+                                  args.draws, args.seed)
+        log.info("age balance %.2f: validation score by epoch %s", power, " ".join(f"{s:.3f}" for s in scores))
+        lines.append(row(f"refit from {start}, age balance {power:g}, {args.epochs} epochs at {args.lr:g}",
+                         head_metrics(heads, val)))
+        log.info(lines[-1])
+    show_and_save("\n".join(lines) + "\n", args.markdown)
+
 
 
 def main(argv=None) -> int:
@@ -188,42 +226,6 @@ def main(argv=None) -> int:
     else:
         run_fits(args)
     return 0
-
-
-def run_fits(args) -> None:
-    from agegender.train import metrics as M
-    from agegender.train.model_io import load_model
-
-    keras_model = load_model(args.model, compile=False)
-    train, val = load_split(args.features, "train"), load_split(args.features, "val")
-    weights = {"utkface": 0.6, "aaf": 0.4}
-    weights.update({k: float(v) for k, v in (w.split("=", 1) for w in args.data_weight)})
-    names = sorted(val)
-    bands = ", ".join(M.band_name(lo, hi) for lo, hi in M.AGE_BANDS)
-    lines = ["| heads | val score | " + " | ".join(f"{n} MAE / gender | {n} sum \\|bias\\| | {n} bias ({bands})"
-                                                  for n in names) + " |",
-             "|---|---:|" + "---:|---:|---|" * len(names)]
-
-    def row(label: str, result: dict) -> str:
-        cells = [f"{result[n]['mae']:.2f} / {result[n]['gender']:.1%} | {sum(abs(b) for b in result[n]['bias']):.1f} | "
-                 + " ".join(f"{b:+.2f}" for b in result[n]["bias"]) for n in names]
-        return f"| {label} | {result['score']:.3f} | " + " | ".join(cells) + " |"
-
-    own = head_model(keras_model, False, args.seed)
-    lines.append(row("the model's own", val_metrics(own, val)))
-    # the same heads on the faces they were trained on: is the pull toward the middle there too?
-    lines.append(row("the model's own, on the training splits (for comparison, not validation)",
-                     val_metrics(own, train)))
-    log.info("\n".join(lines[-2:]))
-    start = "fresh" if args.fresh else "the model's"
-    for power in (float(p) for p in args.age_balance.split(",")):
-        heads, scores = fit_heads(keras_model, train, val, power, weights, args.fresh, args.epochs, args.lr,
-                                  args.draws, args.seed)
-        log.info("age balance %.2f: validation score by epoch %s", power, " ".join(f"{s:.3f}" for s in scores))
-        lines.append(row(f"refit from {start}, age balance {power:g}, {args.epochs} epochs at {args.lr:g}",
-                         val_metrics(heads, val)))
-        log.info(lines[-1])
-    show_and_save("\n".join(lines) + "\n", args.markdown)
 
 
 if __name__ == "__main__":
