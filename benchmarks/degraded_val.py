@@ -15,8 +15,9 @@ model sees the same validation faces under fixed, seeded degradations, one at a 
         --align-detector YUNET --n 400 --json benchmarks/degraded_val.json --markdown benchmarks/degraded_val.md
     python benchmarks/degraded_val.py --redraw benchmarks/degraded_val.json --markdown benchmarks/degraded_val.md
 
-Validation splits only (``--split val``), the same stratified sample of ``--n`` faces per dataset
-for every model; one degradation draw per face and condition, the same for every model.
+The validation splits by default (choices are made there); ``--split test`` reports a model already
+chosen. The same stratified sample of ``--n`` faces per dataset for every model; one degradation
+draw per face and condition, the same for every model.
 """
 from __future__ import annotations
 
@@ -128,12 +129,12 @@ def score_model(path: str, sets: list, conditions: list[str]) -> dict:
     return out
 
 
-def markdown(results: dict, conditions: list[str]) -> str:
+def markdown(results: dict, conditions: list[str], split: str) -> str:
     kinds = {name: kind for name, kind, _ in CONDITIONS}
     lines = []
     datasets = sorted(next(iter(results.values())))
     for dataset in datasets:
-        lines += [f"**{dataset} val** (age MAE / gender accuracy; mean of the degraded conditions last)", "",
+        lines += [f"**{dataset} {split}** (age MAE / gender accuracy; mean of the degraded conditions last)", "",
                   "| model | " + " | ".join(f"{c} ({kinds[c]})" if kinds[c] != "-" else c for c in conditions)
                   + " | degraded mean |",
                   "|---|" + "---|" * (len(conditions) + 1)]
@@ -181,7 +182,8 @@ def main(argv=None) -> int:
                         help="a model to score (.keras, .tflite or .onnx with its card); repeat to compare")
     parser.add_argument("--data", action="append", default=[], help="a dataset, as agegender evaluate takes it")
     parser.add_argument("--align-detector", help="YuNet .onnx: crops re-aligned by their landmarks")
-    parser.add_argument("--split", default="val", choices=["val"], help="validation only: this chooses recipes")
+    parser.add_argument("--split", default="val", choices=["val", "test"],
+                        help="val (default) to compare models and recipes; test only to report a model already chosen")
     parser.add_argument("--n", type=int, default=625, help="faces per dataset, stratified over ages and genders")
     parser.add_argument("--conditions", default=",".join(c for c, _, _ in CONDITIONS),
                         help="comma-separated subset of: " + ", ".join(c for c, _, _ in CONDITIONS))
@@ -196,8 +198,10 @@ def main(argv=None) -> int:
 
     if args.redraw:
         with open(args.redraw) as f:
-            results = json.load(f)["results"]
-        show_and_save(markdown(results, list(next(iter(next(iter(results.values())).values())))), args.markdown)
+            saved = json.load(f)
+        results = saved["results"]
+        show_and_save(markdown(results, list(next(iter(next(iter(results.values())).values()))), saved["split"]),
+                      args.markdown)
         return 0
     if not (args.model and args.data and args.align_detector):
         parser.error("--model, --data and --align-detector are needed (or --redraw JSON)")
@@ -216,7 +220,7 @@ def main(argv=None) -> int:
         started = time.time()
         results[label] = score_model(path, sets, conditions)
         log.info("%s: %.0f s", label, time.time() - started)
-    show_and_save(markdown(results, conditions), args.markdown)
+    show_and_save(markdown(results, conditions, args.split), args.markdown)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"split": args.split, "n_per_dataset": args.n, "results": results}, f, indent=1)
