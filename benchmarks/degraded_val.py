@@ -109,8 +109,9 @@ def degrade(inputs: np.ndarray, condition: str, keys: list[str]) -> np.ndarray:
 
 # --- scoring -----------------------------------------------------------------------------------
 def score_model(path: str, sets: list, conditions: list[str]) -> dict:
-    """{dataset: {condition: {"mae", "gender"}}} for one model."""
-    from agegender.train.evaluate import model_inputs
+    """{dataset: {condition: {"mae", "gender"}}} for one model, decoded and scored as ``agegender
+    evaluate`` does (``compute_metrics``)."""
+    from agegender.train.evaluate import compute_metrics, model_inputs, predictions_from
     from agegender.train.keras_backend import open_any_model
 
     model = open_any_model(path)
@@ -118,14 +119,10 @@ def score_model(path: str, sets: list, conditions: list[str]) -> dict:
     for name, records, landmarks in sets:
         clean = model_inputs(model, records, landmarks)
         keys = [r.name for r in records]
-        ages = np.array([r.age for r in records], float)
-        genders = np.array([r.gender for r in records])
         out[name] = {}
         for condition in conditions:
-            raw = model.run(degrade(clean, condition, keys), 64)
-            pred_age = np.asarray(raw["age"], np.float64) @ np.arange(raw["age"].shape[1])
-            right = (np.asarray(raw["gender"]).reshape(-1) >= 0.5) == (genders == 1)
-            out[name][condition] = {"mae": float(np.mean(np.abs(pred_age - ages))), "gender": float(right.mean())}
+            metrics = compute_metrics(predictions_from(records, model.run(degrade(clean, condition, keys), 64)))
+            out[name][condition] = {"mae": metrics["age_mae"], "gender": metrics["gender"]["accuracy"]}
     return out
 
 

@@ -114,13 +114,13 @@ def head_model(keras_model, fresh: bool, seed: int):
 def head_metrics(heads, faces: dict) -> dict:
     """{dataset: MAE, gender accuracy, band biases} on cached faces, and the combined score the
     training monitors (age MAE + 20 x gender error over every dataset together)."""
-    from agegender.edge.contract import AGE_BINS
+    from agegender.edge.postprocess import age_mean_std
     from agegender.train import metrics as M
 
     out, all_err, all_right = {}, [], []
     for name, arrays in faces.items():
         pred = heads.predict(arrays["features"].astype(np.float32), batch_size=1024, verbose=0)
-        ages = pred["age"] @ np.arange(AGE_BINS)
+        ages = age_mean_std(pred["age"])[0]  # decoded as the runtime decodes
         right = (pred["gender"][:, 0] >= 0.5) == (arrays["genders"] >= 0.5)
         bands = M.mae_by_band(arrays["ages"], ages)
         out[name] = {"mae": M.mae(arrays["ages"], ages), "gender": float(right.mean()),
