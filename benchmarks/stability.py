@@ -14,13 +14,14 @@ face's labels (the still path's accuracy). Faces are matched across runs by box 
 (IoU >= 0.5). With ``--second-detect-size PX`` every run also detects at PX and averages each
 face's landmarks over the two passes (``TwoScaleDetector``, as ``predict --second-detect-size``);
 with ``--refine-landmarks`` every run finds each face's landmarks again in its canonical crop, as
-``predict`` does by default (the jitter then moves the refined landmarks). Flips are also counted
+``predict`` does by default (the jitter then moves the refined landmarks), ``--refine-passes N`` times.
+Flips are also counted
 by cause: across the detector sizes, and across the jitter draws (with the 320 px run).
 The README sample (the astronaut) is listed on its own: its age and gender at every size.
 
     python benchmarks/stability.py --data $AGEGENDER_DATA --data $AAF/labels.csv --photos PHOTOS \
         --detector-model face_detection_yunet_2023mar.onnx [--model M] [--flip] [--views N] [--n 300] \
-        [--second-detect-size 640] [--refine-landmarks] --json benchmarks/stability/NAME.json \
+        [--second-detect-size 640] [--refine-landmarks [--refine-passes N]] --json benchmarks/stability/NAME.json \
         --markdown benchmarks/stability/NAME.md
 """
 from __future__ import annotations
@@ -124,6 +125,8 @@ def main(argv=None) -> int:
     parser.add_argument("--refine-landmarks", action="store_true",
                         help="find each face's landmarks again in its canonical crop (Estimator(refine_landmarks=True), "
                              "as `predict` by default); the jitter moves the refined landmarks")
+    parser.add_argument("--refine-passes", type=positive_int, default=1, metavar="N",
+                        help="with --refine-landmarks, refine N times, each pass from the last (default %(default)s)")
     parser.add_argument("--n", type=int, default=300, help="pasted faces per dataset (default %(default)s)")
     parser.add_argument("--split", default="test", choices=["val", "test"],
                         help="which split's faces to paste (val for choosing models, test for reports)")
@@ -144,11 +147,13 @@ def main(argv=None) -> int:
         from agegender.train.keras_backend import open_any_model
         model = open_any_model(model)
     estimator = Estimator(model=model, detector=detectors[REFERENCE_SIZE], threads=1, flip=args.flip,
-                          views=args.views, refine_landmarks=args.refine_landmarks)
+                          views=args.views, refine_landmarks=args.refine_landmarks,
+                          refine_passes=args.refine_passes)
     rng = np.random.default_rng(args.seed)
     ref = SIZES.index(REFERENCE_SIZE)
     report = {"model": os.path.basename(estimator.model_path), "flip": args.flip, "views": args.views,
-              "second_detect_size": args.second_detect_size, "refine_landmarks": args.refine_landmarks, "sizes": SIZES,
+              "second_detect_size": args.second_detect_size, "refine_landmarks": args.refine_landmarks,
+              "refine_passes": args.refine_passes, "sizes": SIZES,
               "jitter": args.jitter, "draws": args.draws, "sets": {}}
     if args.photos:
         faces, sample = [], None
@@ -186,6 +191,7 @@ def to_markdown(report: dict) -> str:
     lines = [f"Stability of `{report['model']}`" + (f" {averaging}" if averaging else "")
              + (f", landmarks averaged with a second detection at {second} px" if second else "")
              + (", landmarks found again in each face's crop" if report.get("refine_landmarks") else "")
+             + (f" ({report['refine_passes']} passes)" if report.get("refine_landmarks") and report.get("refine_passes", 1) > 1 else "")
              + f": detector at {'/'.join(map(str, report['sizes']))} px and {report['draws']} landmark jitters "
              f"of {report['jitter']:.0%} of the eye distance.", "",
              "| faces | n | median age spread | p90 spread | gender flips | flips across sizes / jitters "

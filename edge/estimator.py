@@ -103,7 +103,7 @@ class Estimator:
     def __init__(self, model: Optional[str] = None, detector=None, threads: Optional[int] = None,
                  max_faces: int = 10, min_face: int = 24, detect_max_side: Optional[int] = None,
                  score_threshold: Optional[float] = None, flip: bool = False, views: int = 1,
-                 second_detect_size: Optional[int] = None, refine_landmarks: bool = False):
+                 second_detect_size: Optional[int] = None, refine_landmarks: bool = False, refine_passes: int = 1):
         """model: .tflite/.onnx path (default: the shipped int8 TFLite), or an AgeGenderModel.
         detector: a detector object, or a YuNet .onnx path, or None to find YuNet (else Haar).
         score_threshold: YuNet's confidence threshold (default 0.7; the Haar fallback has none).
@@ -114,7 +114,9 @@ class Estimator:
         over the two passes (``detectors.TwoScaleDetector``): one more detection per picture.
         refine_landmarks: find each face's landmarks again in its canonical crop, as training found
         them (``detectors.refine_detection``): steadier across detector sizes, one 200 px detection per
-        face (about 3.5 ms at 1 thread); needs YuNet (without it faces keep the detector's landmarks)."""
+        face (about 3.5 ms at 1 thread); needs YuNet (without it faces keep the detector's landmarks).
+        refine_passes: how many times to refine (each pass cuts the crop by the last pass's landmarks;
+        they settle toward landmarks that no longer depend on the detector's), one detection per face each."""
         if isinstance(model, AgeGenderModel):  # a model object opened elsewhere (e.g. a Keras model, in training)
             self.model, self.model_path = model, model.path
         else:
@@ -126,6 +128,9 @@ class Estimator:
         self._detector_options = dict(max_side=detect_max_side or DETECT_MAX_SIDE, score_threshold=score_threshold)
         self.second_detect_size = second_detect_size
         self.refine_landmarks = refine_landmarks
+        if refine_passes < 1:
+            raise ValueError(f"refine_passes must be at least 1, not {refine_passes}")
+        self.refine_passes = refine_passes
         if isinstance(detector, str):
             _ = self.detector  # a named detector file is checked at once
         self.max_faces = max_faces
@@ -177,8 +182,11 @@ class Estimator:
         landmarker = self.crop_landmarker()
         if landmarker is None:
             return list(detections)
+        refined = list(detections)
         with self._lock:
-            return [refine_detection(d, image_rgb, landmarker, self.contract) for d in detections]
+            for _ in range(self.refine_passes):
+                refined = [refine_detection(d, image_rgb, landmarker, self.contract) for d in refined]
+        return refined
 
     def align(self, image_rgb: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
         """(faces x views, S, S, 3): each detection's model inputs, its ``views`` in a row."""
