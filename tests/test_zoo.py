@@ -57,6 +57,21 @@ def test_slice_metrics_per_gender_and_race():
 
 
 
+def test_evaluation_gives_gender_accuracy_by_the_true_age_band():
+    from agegender.train.evaluate import compute_metrics, Predictions
+
+    ages, genders = [3, 5, 6, 10, 25, 70], [0, 1, 1, 0, 1, 0]
+    records = [FaceRecord(f"{a}_{g}_0_{i}.jpg", a, g, 0) for i, (a, g) in enumerate(zip(ages, genders))]
+    dist = np.zeros((6, 101))
+    dist[np.arange(6), ages] = 1
+    female_prob = np.array([0.6, 0.7, 0.2, 0.4, 0.9, 0.5])  # 0-6: wrong, right, wrong; 0.5 counts as female
+    bands = compute_metrics(Predictions(records, dist, female_prob))["age_mae_by_band"]
+    assert bands["0-6"]["gender_accuracy"] == pytest.approx(1 / 3)
+    assert bands["7-12"]["gender_accuracy"] == 1.0 and bands["20-39"]["gender_accuracy"] == 1.0
+    assert bands["60+"]["gender_accuracy"] == 0.0
+    assert np.isnan(bands["13-19"]["gender_accuracy"]) and bands["13-19"]["n"] == 0
+
+
 @needs_tf
 @pytest.mark.parametrize("arch", ["cnn", "cnn-skip", "autoencoder", "mobilenetv2"])
 def test_each_architecture_builds_trains_a_step_and_round_trips(arch, tmp_path, mobilenet_weights):

@@ -77,10 +77,12 @@ class EvaluationReport:
         if "age_mae" in m:
             lines += ["## Age", "", f"MAE **{m['age_mae']:.2f}** years (mean predicted spread "
                       f"± {m.get('age_std_mean', float('nan')):.1f})", "",
-                      "| age band | n | MAE | mean signed error |", "|---|---:|---:|---:|"]
-            lines += [f"| {band} | {v['n']} | {v['mae']:.2f} | {format_figure(v['bias'], signed=True)} |"
+                      "| age band | n | MAE | mean signed error | gender acc. |", "|---|---:|---:|---:|---:|"]
+            lines += [f"| {band} | {v['n']} | {v['mae']:.2f} | {format_figure(v['bias'], signed=True)} | "
+                      f"{format_figure(v.get('gender_accuracy'), pct=True)} |"
                       for band, v in m["age_mae_by_band"].items()]
-            lines += ["", "Mean signed error: predicted minus true age; above 0 the band reads too old.", ""]
+            lines += ["", "Mean signed error: predicted minus true age; above 0 the band reads too old. Gender "
+                      "accuracy by the true age's band.", ""]
         if "age_group" in m:
             g = m["age_group"]
             lines += ["## Age groups", "", f"accuracy **{g['accuracy']:.1%}**, macro F1 {g['macro']['f1']:.3f}",
@@ -137,6 +139,11 @@ def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
         out["age_mae"] = M.mae(pred.ages, pred_ages)
         out["age_std_mean"] = float(age_mean_std(pred.age_distribution)[1].mean())
         out["age_mae_by_band"] = M.mae_by_band(pred.ages, pred_ages)
+        if pred.female_prob is not None:  # where the gender errors live (young children's faces, mostly)
+            for (lo, hi), row in zip(M.AGE_BANDS, out["age_mae_by_band"].values()):
+                in_band = (pred.ages >= lo) & (pred.ages <= hi)
+                row["gender_accuracy"] = (float(np.mean(pred.genders[in_band] == (pred.female_prob[in_band] >= 0.5)))
+                                          if in_band.any() else float("nan"))
         pred_group = groups.index_of(pred_ages)  # the runtime's rule (postprocess.decide_age_group)
     elif pred.group_probs is not None:
         pred_group = pred.group_probs.argmax(-1)
