@@ -198,7 +198,6 @@ def run_fits(args) -> None:
     show_and_save("\n".join(lines) + "\n", args.markdown)
 
 
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -14,9 +14,9 @@ face's labels (the still path's accuracy). Faces are matched across runs by box 
 (IoU >= 0.5). With ``--second-detect-size PX`` every run also detects at PX and averages each
 face's landmarks over the two passes (``TwoScaleDetector``, as ``predict --second-detect-size``);
 with ``--refine-landmarks`` every run finds each face's landmarks again in its canonical crop, as
-``predict`` does by default (the jitter then moves the refined landmarks), ``--refine-passes N`` times.
-Flips are also counted
-by cause: across the detector sizes, and across the jitter draws (with the 320 px run).
+``predict`` does by default (the jitter then moves the refined landmarks), ``--refine-passes N``
+times. Flips are also counted by cause: across the detector sizes, and across the jitter draws
+(with the 320 px run).
 The README sample (the astronaut) is listed on its own: its age and gender at every size.
 
     python benchmarks/stability.py --data $AGEGENDER_DATA --data $AAF/labels.csv --photos PHOTOS \

@@ -56,7 +56,6 @@ def test_slice_metrics_per_gender_and_race():
     assert set(m) >= {"White", "Black"}
 
 
-
 def test_evaluation_gives_gender_accuracy_by_the_true_age_band():
     from agegender.train.evaluate import compute_metrics, Predictions
 

@@ -134,16 +134,14 @@ def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
     out: dict = {}
     true_group = groups.index_of(np.minimum(pred.ages, 200))
     pred_group = None
+    # each face's gender call against its label (the runtime's rule, postprocess.decide_gender: female from 0.5)
+    gender_right = None if pred.female_prob is None else pred.genders == (pred.female_prob >= 0.5)
     if pred.age_distribution is not None:
         pred_ages = pred.predicted_ages
         out["age_mae"] = M.mae(pred.ages, pred_ages)
         out["age_std_mean"] = float(age_mean_std(pred.age_distribution)[1].mean())
-        out["age_mae_by_band"] = M.mae_by_band(pred.ages, pred_ages)
-        if pred.female_prob is not None:  # where the gender errors live (young children's faces, mostly)
-            for (lo, hi), row in zip(M.AGE_BANDS, out["age_mae_by_band"].values()):
-                in_band = (pred.ages >= lo) & (pred.ages <= hi)
-                row["gender_accuracy"] = (float(np.mean(pred.genders[in_band] == (pred.female_prob[in_band] >= 0.5)))
-                                          if in_band.any() else float("nan"))
+        # with the gender accuracy by the true age's band: where the gender errors live (young children, mostly)
+        out["age_mae_by_band"] = M.mae_by_band(pred.ages, pred_ages, gender_right=gender_right)
         pred_group = groups.index_of(pred_ages)  # the runtime's rule (postprocess.decide_age_group)
     elif pred.group_probs is not None:
         pred_group = pred.group_probs.argmax(-1)
@@ -168,8 +166,8 @@ def compute_metrics(pred: Predictions, groups: AgeGroups = AgeGroups()) -> dict:
                 row["age_bias"] = M.mean_signed_error(pred.ages[mask], pred.predicted_ages[mask])
             if pred_group is not None:
                 row["age_group_accuracy"] = float(np.mean(true_group[mask] == pred_group[mask]))
-            if pred.female_prob is not None:
-                row["gender_accuracy"] = float(np.mean(pred.genders[mask] == (pred.female_prob[mask] >= 0.5)))
+            if gender_right is not None:
+                row["gender_accuracy"] = float(np.mean(gender_right[mask]))
             table[name] = row
         out[by] = table
     return out

@@ -24,14 +24,18 @@ def mean_signed_error(true, pred) -> float:
     return float(np.mean(pred - true)) if true.size else float("nan")
 
 
-def mae_by_band(true_ages, pred_ages, bands=AGE_BANDS) -> dict:
-    """{band: {"mae", "bias", "n"}} for the age bands of the true age; bias = mean signed error."""
+def mae_by_band(true_ages, pred_ages, bands=AGE_BANDS, gender_right=None) -> dict:
+    """{band: {"mae", "bias", "n"}} for the age bands of the true age; bias = mean signed error.
+    gender_right (one bool a face): each band also gets "gender_accuracy" (NaN for an empty band)."""
     true_ages, pred_ages = np.asarray(true_ages, float), np.asarray(pred_ages, float)
     out = {}
     for lo, hi in bands:
         mask = (true_ages >= lo) & (true_ages <= hi)
         out[band_name(lo, hi)] = {"mae": mae(true_ages[mask], pred_ages[mask]),
                                   "bias": mean_signed_error(true_ages[mask], pred_ages[mask]), "n": int(mask.sum())}
+        if gender_right is not None:
+            right = np.asarray(gender_right, bool)[mask]
+            out[band_name(lo, hi)]["gender_accuracy"] = float(right.mean()) if right.size else float("nan")
     return out
 
 
