@@ -88,6 +88,22 @@ def test_refit_heads_start_as_the_models_own():
         np.testing.assert_allclose(heads[head], whole[head], atol=1e-5)
     fresh = head_refit.head_model(model, fresh=True, seed=0).predict_on_batch(features)
     assert np.abs(fresh["age"] - whole["age"]).max() > 1e-3  # fresh means fresh
+    # on the feature map before the pooling, both poolings start as the model's own average
+    feature_map = head_refit.feature_model(model, spatial=True).predict_on_batch(inputs)
+    assert feature_map.shape == (3, 4, 4, 1280)
+    for pooling in ("gap", "gdc"):
+        spatial = head_refit.head_model(model, False, 0, feature_map.shape[1:], pooling).predict_on_batch(feature_map)
+        for head in ("age", "gender"):
+            np.testing.assert_allclose(spatial[head], whole[head], atol=1e-5)
+
+
+def test_distribution_median_is_read_within_the_bin():
+    head_refit = load_benchmark("head_refit")
+    probs = np.zeros((3, 101))
+    probs[0, 30] = 1.0  # all at 30 (ages 29.5-30.5): the half is reached at its middle
+    probs[1, [10, 50]] = [0.25, 0.75]  # a quarter at 10: the half is reached a third into bin 50
+    probs[2, [20, 90]] = [0.5, 0.5]  # exactly half by the end of bin 20
+    np.testing.assert_allclose(head_refit.distribution_median(probs), [30.0, 49.5 + 1 / 3, 20.5], atol=1e-6)
 
 
 def test_benchmark_help_keeps_its_example_commands_whole():
