@@ -116,3 +116,16 @@ def test_benchmark_help_keeps_its_example_commands_whole():
         doc = ast.get_docstring(ast.parse(source), clean=False)
         if doc and "\\\n" in source.split('"""')[1]:
             assert "\\\n" in doc, f"{path.name}: make its docstring raw (r\"\"\"...) so --help keeps the line breaks"
+
+
+def test_ridge_read_out_recovers_a_linear_relation_and_its_intercept():
+    probe = load_benchmark("face_descriptor_probe")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 5)) * [1, 10, 0.1, 3, 1] + [0, 50, 0, -2, 7]
+    y = x @ np.array([2.0, -0.5, 30.0, 0.0, 1.0]) + 40.0
+    predict = probe.ridge_fit(x, y, ridge=1e-6)
+    new = rng.normal(size=(10, 5)) * [1, 10, 0.1, 3, 1] + [0, 50, 0, -2, 7]
+    np.testing.assert_allclose(predict(new), new @ np.array([2.0, -0.5, 30.0, 0.0, 1.0]) + 40.0, atol=1e-6)
+    # a heavy penalty shrinks the slopes, never the intercept: the answer falls back to the mean
+    flat = probe.ridge_fit(x, y, ridge=1e12)
+    np.testing.assert_allclose(flat(new), np.full(10, y.mean()), atol=1e-3)
