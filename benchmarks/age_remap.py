@@ -45,7 +45,7 @@ def scores(dist: np.ndarray, ages: np.ndarray, values: np.ndarray) -> tuple[floa
     """(MAE, mean signed error per band of M.AGE_BANDS) of the re-mapped expectation."""
     predicted = age_mean_std(dist, values)[0]
     bands = M.mae_by_band(ages, predicted)
-    return M.mae(ages, predicted), np.array([bands[M.band_name(lo, hi)]["bias"] for lo, hi in M.AGE_BANDS])
+    return M.mae(ages, predicted), np.array(M.band_biases(bands))
 
 
 def fit(val_sets: list, weight: float) -> np.ndarray:

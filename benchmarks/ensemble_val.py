@@ -31,7 +31,7 @@ def row(label: str, predictions: dict) -> str:
     for name in sorted(predictions):
         pred = predictions[name]
         metrics = compute_metrics(pred)
-        bands = [metrics["age_mae_by_band"][M.band_name(lo, hi)]["bias"] for lo, hi in M.AGE_BANDS]
+        bands = M.band_biases(metrics["age_mae_by_band"])
         cells.append(f"{metrics['age_mae']:.2f} / {metrics['gender']['accuracy']:.1%} | "
                      + " ".join(f"{b:+.2f}" for b in bands))
         errors.append(np.abs(pred.predicted_ages - pred.ages))

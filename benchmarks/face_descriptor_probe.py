@@ -130,8 +130,7 @@ def probe(descriptors: str, features: str, markdown: str | None) -> None:
             ages, truth, genders = age_of(x), val["ages"][d], val["genders"][d]
             right = (gender_of(x) >= 0.5) == (genders >= 0.5)
             child = truth <= 12
-            by_band = M.mae_by_band(truth, ages)
-            bias = " ".join(f"{by_band[M.band_name(lo, hi)]['bias']:+.2f}" for lo, hi in M.AGE_BANDS)
+            bias = " ".join(f"{b:+.2f}" for b in M.band_biases(M.mae_by_band(truth, ages)))
             lines.append(f"| {label} | {d} | {M.mae(truth, ages):.2f} | {right.mean():.1%} | "
                          f"{right[child].mean():.1%} | {right[~child].mean():.1%} | {bias} |")
             log.info(lines[-1])

@@ -156,7 +156,7 @@ def head_metrics(heads, faces: dict) -> dict:
         right = (pred["gender"][:, 0] >= 0.5) == (arrays["genders"] >= 0.5)
         bands = M.mae_by_band(arrays["ages"], ages)
         out[name] = {"mae": M.mae(arrays["ages"], ages), "gender": float(right.mean()),
-                     "bias": [bands[M.band_name(lo, hi)]["bias"] for lo, hi in M.AGE_BANDS]}
+                     "bias": M.band_biases(bands)}
         all_err.append(np.abs(ages - arrays["ages"]))
         all_right.append(right)
     out["score"] = float(np.concatenate(all_err).mean() + 20 * (1 - np.concatenate(all_right).mean()))
@@ -261,8 +261,7 @@ def run_decodes(args) -> None:
         for label, ages in (("mean (the runtime's)", age_mean_std(probs)[0]),
                             ("median", distribution_median(probs)),
                             ("peak", probs.argmax(axis=1).astype(np.float64))):
-            by_band = M.mae_by_band(arrays["ages"], ages)
-            bias = [by_band[M.band_name(lo, hi)]["bias"] for lo, hi in M.AGE_BANDS]
+            bias = M.band_biases(M.mae_by_band(arrays["ages"], ages))
             lines.append(f"| {name} | {label} | {M.mae(arrays['ages'], ages):.2f} | "
                          + " ".join(f"{b:+.2f}" for b in bias) + f" | {sum(abs(b) for b in bias):.1f} |")
     show_and_save("\n".join(lines) + "\n", args.markdown)

@@ -16,6 +16,8 @@ def test_mae_and_bands_by_hand():
     assert bands["20-39"]["mae"] == pytest.approx(5.0) and bands["20-39"]["bias"] == pytest.approx(-5.0)
     assert bands["60+"] == {"mae": pytest.approx(10.0), "bias": pytest.approx(-10.0), "n": 1}
     assert M.mean_signed_error([10, 20], [13, 19]) == pytest.approx(1.0)
+    # the biases in band order 0-6, 7-12, 13-19, 20-39, 40-59, 60+
+    np.testing.assert_allclose(M.band_biases(bands), [2.0, 0.0, 0.0, -5.0, 0.0, -10.0])
 
 
 def test_confusion_and_per_class_by_hand():

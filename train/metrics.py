@@ -39,6 +39,11 @@ def mae_by_band(true_ages, pred_ages, bands=AGE_BANDS, gender_right=None) -> dic
     return out
 
 
+def band_biases(by_band: dict, bands=AGE_BANDS) -> list[float]:
+    """The mean signed errors of ``mae_by_band``'s result, in the order of ``bands``."""
+    return [by_band[band_name(lo, hi)]["bias"] for lo, hi in bands]
+
+
 def confusion_matrix(true, pred, n_classes: int) -> np.ndarray:
     """Rows: true class, columns: predicted class."""
     matrix = np.zeros((n_classes, n_classes), np.int64)
