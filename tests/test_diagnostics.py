@@ -129,3 +129,14 @@ def test_ridge_read_out_recovers_a_linear_relation_and_its_intercept():
     # a heavy penalty shrinks the slopes, never the intercept: the answer falls back to the mean
     flat = probe.ridge_fit(x, y, ridge=1e12)
     np.testing.assert_allclose(flat(new), np.full(10, y.mean()), atol=1e-3)
+
+
+def test_gender_accuracy_by_threshold_counts_calls_from_the_threshold_up():
+    probe = load_benchmark("gender_threshold")
+    female_prob = np.array([0.2, 0.45, 0.5, 0.6, 0.9])
+    is_female = np.array([0, 1, 0, 1, 1])
+    # at 0.4: F F F F for the last four, so the 0.5 boy is wrong (4 of 5); at 0.5: the 0.45 girl and
+    # the 0.5 boy are wrong (3 of 5); at 0.55: only the 0.45 girl is wrong (4 of 5); at 0.95: every
+    # girl is wrong (2 of 5)
+    np.testing.assert_allclose(probe.accuracy_by_threshold(female_prob, is_female, (0.4, 0.5, 0.55, 0.95)),
+                               [0.8, 0.6, 0.8, 0.4])
